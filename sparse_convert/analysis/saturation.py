@@ -1,0 +1,95 @@
+"""Saturation time of a curve over time steps, and the time lag between two of them (paper §2.3.2, Eq. 3).
+
+The relative improvement at step ``t`` (1-based, t ≥ 2) is ``(y[t] − y[t−1]) / |y[t−1]|``;
+0/0 counts as no improvement and x/0 with x > 0 as an infinite one. The saturation time
+is the **smallest t such that the improvements at steps t+1, ..., t+window are all ≤
+tolerance** (decreases count as "≤"). The returned t is therefore the last step before a
+run of ``window`` flat steps; the curve's value there is reported with it. When no such
+run fits inside the curve, the result says ``saturated=False`` and ``t=None``: a curve
+that is still improving at T_max is never reported as saturating at T_max.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..defaults import SATURATION_TOLERANCE, SATURATION_WINDOW
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Where a curve saturates: ``t`` (1-based step) and ``value`` there, or ``saturated=False``."""
+
+    saturated: bool
+    t: int | None
+    value: float | None
+    tolerance: float
+    window: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def relative_improvements(values: Sequence[float]) -> np.ndarray:
+    """``(y[t] − y[t−1]) / |y[t−1]|`` for t = 2..len; entry ``i`` belongs to step ``i + 2``."""
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"expected a 1-D curve, got shape {y.shape}")
+    if np.isnan(y).any():
+        raise ValueError("curve contains NaN")
+    prev, cur = y[:-1], y[1:]
+    diff = cur - prev
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = diff / np.abs(prev)
+    rel[(prev == 0) & (diff == 0)] = 0.0
+    rel[(prev == 0) & (diff > 0)] = math.inf
+    rel[(prev == 0) & (diff < 0)] = -math.inf
+    return rel
+
+
+def saturation_time(
+    values: Sequence[float],
+    *,
+    tolerance: float = SATURATION_TOLERANCE,
+    window: int = SATURATION_WINDOW,
+    t: Sequence[int] | None = None,
+) -> Saturation:
+    """Saturation of a curve sampled at consecutive steps ``t`` (default 1..len(values)); see module doc."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    steps = list(range(1, len(values) + 1)) if t is None else [int(s) for s in t]
+    if len(steps) != len(values):
+        raise ValueError(f"{len(values)} values but {len(steps)} steps")
+    if any(b - a != 1 for a, b in zip(steps, steps[1:])):
+        raise ValueError("saturation needs a curve at consecutive steps")
+    flat = relative_improvements(values) <= tolerance
+    run = 0
+    # flat[i] is the improvement into step i+2 (index i+1); a run of `window` flat entries
+    # ending at flat[j] starts after step index j - window + 1.
+    for j, ok in enumerate(flat):
+        run = run + 1 if ok else 0
+        if run == window:
+            i = j - window + 1
+            return Saturation(True, steps[i], float(values[i]), tolerance, window)
+    return Saturation(False, None, None, tolerance, window)
+
+
+def time_lag(accuracy: Saturation, masfr: Saturation) -> int | None:
+    """Accuracy saturation time − MASFR saturation time (paper Eq. 3); ``None`` if either never saturates."""
+    if accuracy.t is None or masfr.t is None:
+        return None
+    return accuracy.t - masfr.t
+
+
+def best_window(windows: Sequence[int], accuracies: Sequence[float]) -> tuple[int, float]:
+    """(T, accuracy) of the window with the highest accuracy, the smallest T on ties (AEC, paper §3.2)."""
+    if not windows or len(windows) != len(accuracies):
+        raise ValueError("need one accuracy per window")
+    best = max(range(len(windows)), key=lambda i: (accuracies[i], -windows[i]))
+    return int(windows[best]), float(accuracies[best])

@@ -1,0 +1,77 @@
+"""Which synaptic layers do MACs and which do ACs, found from where their input comes from.
+
+A layer does ACs when its input was emitted by a spiking node, directly or through
+shape-only and pooling modules (Flatten, Dropout, AvgPool, ...); otherwise its input is
+analog (the encoded image, a non-spiking layer's output) and it does MACs. The decision
+follows the data, not the values: SpikingJelly's value test ("all entries in {0, 1}")
+calls signed and scaled spikes MACs. Untraceable inputs default to MAC, which never
+under-reports energy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from spikingjelly.activation_based import neuron
+from torch import Tensor, nn
+
+from ..topology import SYNAPTIC_TYPES
+
+MAC, AC = "mac", "ac"
+
+#: Modules whose output is made of their input's spikes (spikes in → spikes out).
+PASSIVE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout,
+    nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+    nn.MaxPool1d, nn.MaxPool2d,
+)
+
+
+def _storage(t: Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+@torch.no_grad()
+def trace_synapse_roles(
+    net: nn.Module,
+    run: Callable[[], object],
+    *,
+    input_spikes: Tensor | None = None,
+    spiking_types: type | tuple[type, ...] = neuron.BaseNode,
+) -> dict[str, str]:
+    """``{layer name: "mac" | "ac"}`` for every Linear / Conv2d that ``run()`` calls.
+
+    ``run`` performs one forward pass of ``net``; pass its input as ``input_spikes`` when
+    the network is fed spikes (an encoder that emits spikes).
+    """
+    spike_storages: set[int] = set()
+    keep: list[Tensor] = []  # holding references keeps storages from being reused mid-trace
+    roles: dict[str, str] = {}
+
+    def mark(t: Tensor) -> None:
+        keep.append(t)
+        spike_storages.add(_storage(t))
+
+    if input_spikes is not None:
+        mark(input_spikes)
+    hooks = []
+    for name, m in net.named_modules():
+        if isinstance(m, spiking_types):
+            hooks.append(m.register_forward_hook(lambda mod, a, out: mark(out[0] if isinstance(out, tuple) else out)))
+        elif isinstance(m, PASSIVE_TYPES):
+            def passive(mod, args, out):
+                if _storage(args[0]) in spike_storages:
+                    mark(out)
+            hooks.append(m.register_forward_hook(passive))
+        elif isinstance(m, SYNAPTIC_TYPES):
+            def synaptic(mod, args, name=name):
+                role = AC if _storage(args[0]) in spike_storages else MAC
+                roles[name] = MAC if roles.get(name) == MAC else role
+            hooks.append(m.register_forward_pre_hook(synaptic))
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return roles

@@ -1,0 +1,176 @@
+"""Accuracy, MASFR, MAC/AC events and energy at every time step, from one run of ``t_max`` steps.
+
+Index ``t-1`` of every curve is the value for a run of ``t`` steps: accuracy of the output
+accumulated over steps ``1..t``; MASFR(t) = Σ_neurons Σ_{s≤t} |spike| / (t · N) (paper
+Eq. 2, averaged over images); MACs, ACs and energy per image summed over steps ``1..t``.
+The network runs in chunks of ``chunk`` steps with its state carried across chunks, so
+memory does not grow with ``t_max``; only ``[t]`` vectors are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from spikingjelly.activation_based import functional
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..training import make_loader
+from .model import EnergyModel
+from .monitors import SpikeCountMonitor, SynapticEventMonitor
+from .roles import MAC, trace_synapse_roles
+
+
+@dataclass
+class TimeCurves:
+    """Per-step results; every list has one entry per t in ``t``."""
+
+    t: list[int]
+    accuracy: list[float]
+    masfr: list[float]
+    mac: list[float]
+    ac: list[float]
+    energy_uj: list[float]
+    images: int
+    neurons: int
+    roles: dict[str, str] = field(default_factory=dict)
+    layer_events: dict[str, float] = field(default_factory=dict)  # per image over all t_max steps
+
+    def per_step(self) -> dict[str, list]:
+        """The ``per_step`` block of ``result.json``."""
+        return {k: getattr(self, k) for k in ("t", "accuracy", "masfr", "mac", "ac", "energy_uj")}
+
+    def at(self, t: int) -> dict[str, float]:
+        """Every curve's value for a run of ``t`` steps."""
+        if t not in self.t:
+            raise ValueError(f"t={t} was not evaluated (have {self.t[0]}..{self.t[-1]})")
+        i = self.t.index(t)
+        return {k: v[i] for k, v in self.per_step().items()}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _encoder_of(net: nn.Module, encoder):
+    if encoder is not None:
+        return encoder
+    found = getattr(net, "encoder", None)
+    if found is None:
+        from ..methods.snn import DirectEncoder  # a plain SpikingJelly network: direct input
+
+        return DirectEncoder()
+    return found
+
+
+@torch.no_grad()
+def evaluate_over_time(
+    snn: nn.Module,
+    dataset: Dataset,
+    t_max: int,
+    *,
+    batch_size: int = 256,
+    chunk: int = 8,
+    encoder=None,
+    energy: EnergyModel | None = None,
+    roles: dict[str, str] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> TimeCurves:
+    """Run ``snn`` (multi-step, ``[T, B, ...] → [T, B, classes]``) for ``t_max`` steps per batch.
+
+    ``encoder(x, t0, steps)`` makes the input steps (default: the network's own
+    ``encoder``, else direct encoding). ``roles`` overrides the traced MAC/AC role of
+    named layers.
+    """
+    if int(t_max) != t_max or t_max < 1:
+        raise ValueError(f"t_max must be an integer >= 1, got {t_max}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    energy = energy or EnergyModel()
+    device = torch.device(device)
+    encoder = _encoder_of(snn, encoder)
+    snn.to(device).eval()
+    loader = make_loader(dataset, batch_size, shuffle=False)
+
+    correct = torch.zeros(t_max, dtype=torch.float64)
+    spikes = torch.zeros(t_max, dtype=torch.float64)
+    mac = torch.zeros(t_max, dtype=torch.float64)
+    ac = torch.zeros(t_max, dtype=torch.float64)
+    layer_totals: dict[str, float] = {}
+    images = neurons = 0
+    traced: dict[str, str] | None = None
+
+    events = SynapticEventMonitor(snn)
+    firing = SpikeCountMonitor(snn)
+    try:
+        for x, y in tqdm(loader, desc=f"SNN t<={t_max}", disable=not progress, leave=False):
+            x, y = x.to(device), y.to(device)
+            if torch.isnan(x).any():
+                raise ValueError("input batch contains NaN")
+            if traced is None:
+                traced = _trace_roles(snn, encoder, x[:1], events, firing)
+                traced.update(roles or {})
+            functional.reset_net(snn)
+            events.clear_recorded_data()
+            firing.clear_recorded_data()
+            total = None
+            for t0 in range(0, t_max, chunk):
+                k = min(chunk, t_max - t0)
+                events.steps = firing.steps = k
+                out = snn(encoder(x, t0, k))
+                if out.shape[:2] != (k, len(y)):
+                    raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
+                acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
+                total = acc_out[-1]
+                correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
+            functional.reset_net(snn)
+            for name, per_step in events.per_layer().items():
+                role = traced.get(name)
+                if role is None:  # layer not reached by the trace input; count it as analog
+                    role = MAC
+                (mac if role == MAC else ac).add_(per_step.cpu())
+                layer_totals[name] = layer_totals.get(name, 0.0) + float(per_step.sum())
+            for per_step in firing.per_layer().values():
+                spikes += per_step.double().cpu()
+            neurons = sum(firing.neurons_seen.values()) // len(y)
+            images += len(y)
+    finally:
+        events.remove_hooks()
+        firing.remove_hooks()
+    if images == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+
+    steps = torch.arange(1, t_max + 1, dtype=torch.float64)
+    cum_mac = mac.cumsum(0) / images
+    cum_ac = ac.cumsum(0) / images
+    masfr = spikes.cumsum(0) / (steps * max(neurons, 1) * images)
+    return TimeCurves(
+        t=[int(t) for t in steps],
+        accuracy=(correct / images).tolist(),
+        masfr=masfr.tolist(),
+        mac=cum_mac.tolist(),
+        ac=cum_ac.tolist(),
+        energy_uj=[energy.energy_uj(m, a) for m, a in zip(cum_mac.tolist(), cum_ac.tolist())],
+        images=images,
+        neurons=neurons,
+        roles=dict(sorted((traced or {}).items())),
+        layer_events={k: v / images for k, v in layer_totals.items()},
+    )
+
+
+def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str]:
+    """MAC/AC roles from one single-step pass on one image, monitors paused, state reset after."""
+    for m in monitors:
+        m.disable()
+        m.steps = 1
+    try:
+        functional.reset_net(snn)
+        x_seq = encoder(x, 0, 1)
+        spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
+        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in)
+    finally:
+        functional.reset_net(snn)
+        for m in monitors:
+            m.enable()

@@ -1,0 +1,160 @@
+"""One run: train a (sparse) ANN, convert it, simulate the SNN over time, write the results."""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..analysis.saturation import saturation_time, time_lag
+from ..data import DataSplits, load_dataset
+from ..energy import EnergyModel, evaluate_over_time
+from ..fileio import read_json, write_json_atomic
+from ..methods import MethodContext, get_method
+from ..models import build_model
+from ..topology import build_topology, density
+from ..training import accuracy, fit, make_loader, make_optimizer
+from .config import RunConfig
+from .store import RESULT_FILE, load_checkpoint, save_checkpoint, staged_output
+
+RESULT_FORMAT = "sparse-convert/result"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that a CPU run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, refusing CUDA when torch sees no GPU."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but torch sees no CUDA GPU")
+    return device
+
+
+def train_ann(config: RunConfig, data: DataSplits, device: torch.device, progress: bool
+              ) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model, attach its topology and train it; returns (model, topology summary)."""
+    model = build_model(config.model, data.num_classes, data.in_shape, **config.model_options).to(device)
+    optimizer = make_optimizer(model.parameters(), config.train)
+    steps = config.train.epochs * len(make_loader(data.train, config.train.batch_size, shuffle=False))
+    topology = build_topology(config.topology, model, optimizer, config.sparsity, total_steps=steps,
+                              seed=config.seed, **config.topology_options)
+    fit(model, data.train, config.train, device=device, seed=config.seed, optimizer=optimizer,
+        after_step=topology.step, desc=f"ANN {config.model}", progress=progress)
+    return model, topology.summary()
+
+
+def run(config: RunConfig, out: str | os.PathLike | None = None, *,
+        ann_checkpoint: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train (or load) the ANN, convert it with ``config.method``, evaluate every t ≤ t_max.
+
+    With ``out``, writes ``result.json`` and ``ann.safetensors`` + ``ann.json`` there, all
+    or nothing. Returns the result dictionary.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    clock = {}
+    data = load_dataset(config.dataset, root=config.data_root, download=config.download,
+                        image_size=config.resolved_image_size())
+    method = get_method(config.method)(**config.method_options)
+
+    start = time.perf_counter()
+    if ann_checkpoint is not None:
+        ann, meta = load_checkpoint(ann_checkpoint, device)
+        if meta["num_classes"] != data.num_classes or tuple(meta["in_shape"]) != data.in_shape:
+            raise ValueError(f"checkpoint {ann_checkpoint} is for {meta['num_classes']} classes of shape "
+                             f"{tuple(meta['in_shape'])}, but {config.dataset} has {data.num_classes} of "
+                             f"{data.in_shape}")
+        topology = {"rule": "checkpoint", "source": str(ann_checkpoint), "density": density(ann).to_dict()}
+    else:
+        ann, topology = train_ann(config, data, device, progress)
+    clock["train_s"] = time.perf_counter() - start
+    ann_acc = accuracy(ann, data.test, device=device)
+    ann_val_acc = accuracy(ann, data.val, device=device) if len(data.val) else None
+
+    start = time.perf_counter()
+    ctx = MethodContext(data, device=device, seed=config.seed, progress=progress)
+    prepared = method.prepare(copy.deepcopy(ann), ctx)
+    clock["prepare_s"] = time.perf_counter() - start
+    prepared_acc = accuracy(prepared, data.test, device=device)
+
+    start = time.perf_counter()
+    energy = EnergyModel(config.e_mac_pj, config.e_ac_pj)
+    snn = method.convert(prepared)
+    evaluate = dict(t_max=config.t_max, batch_size=config.eval_batch_size, chunk=config.chunk,
+                    energy=energy, device=device, progress=progress)
+    curves = evaluate_over_time(snn, data.test, **evaluate)
+    val_curves = evaluate_over_time(snn, data.val, **evaluate) if len(data.val) else None
+    clock["evaluate_s"] = time.perf_counter() - start
+
+    acc_sat = saturation_time(curves.accuracy)
+    masfr_sat = saturation_time(curves.masfr)
+    chosen_t = acc_sat.t if acc_sat.saturated else config.t_max
+    result = {
+        "format": RESULT_FORMAT,
+        "version": 1,
+        "config": config.to_dict(),
+        "time_mode": method.time_mode,
+        "ann_accuracy": ann_acc,
+        "ann_val_accuracy": ann_val_acc,
+        "converted_ann_accuracy": prepared_acc,
+        "density": density(ann).to_dict(),
+        "topology": topology,
+        "per_step": curves.per_step(),
+        "per_step_val": {"t": val_curves.t, "accuracy": val_curves.accuracy} if val_curves else None,
+        "saturation": {"accuracy": acc_sat.to_dict(), "masfr": masfr_sat.to_dict(),
+                       "time_lag": time_lag(acc_sat, masfr_sat)},
+        "chosen": {"t": chosen_t,
+                   "rule": "accuracy saturation" if acc_sat.saturated else "t_max (accuracy did not saturate)",
+                   **{k: v for k, v in curves.at(chosen_t).items() if k != "t"},
+                   "val_accuracy": val_curves.at(chosen_t)["accuracy"] if val_curves else None},
+        "neurons": curves.neurons,
+        "images": curves.images,
+        "roles": curves.roles,
+        "layer_events": curves.layer_events,
+        "energy_model": {"e_mac_pj": energy.e_mac_pj, "e_ac_pj": energy.e_ac_pj},
+        "timing": clock,
+        "environment": {"sparse_convert": __version__, "torch": torch.__version__,
+                        "spikingjelly": _version("spikingjelly"), "python": platform.python_version()},
+    }
+    if out is not None:
+        with staged_output(out) as stage:
+            save_checkpoint(ann, stage / "ann", {
+                "model": config.model, "model_options": config.model_options, "num_classes": data.num_classes,
+                "in_shape": list(data.in_shape), "dataset": config.dataset, "config": config.to_dict()})
+            write_json_atomic(stage / RESULT_FILE, result)
+    return result
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def load_result(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``result.json`` (or the one inside folder ``path``) and check its format."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    result = read_json(path)
+    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
+        raise ValueError(f"{path} is not a sparse-convert result")
+    return result

@@ -1,0 +1,89 @@
+"""Method 1, CS-QCFS (Yang et al. 2025): S-QCFS fine-tuning, then CS-QCFS, then IF neurons.
+
+1. Every ReLU becomes an ``SQCFS`` activation with ``levels`` steps and one threshold per
+   layer, initialised at a percentile of that ReLU's output on training data.
+2. The ANN is fine-tuned (layer-wise thresholds, S-QCFS).
+3. Each threshold is copied to every channel and the ANN is fine-tuned again (CS-QCFS).
+4. Conversion: BatchNorm folds into the convolutions, each ``SQCFS`` becomes a
+   ``CSQCFSNode`` with the same thresholds; weights and masks carry over.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from itertools import islice
+
+from torch import nn
+
+from ..neurons import SQCFS, CSQCFSNode
+from ..training import FitConfig, fit, make_loader
+from .base import ConversionMethod, MethodContext, register_method
+from .snn import DirectEncoder, SpikingNetwork, TimeFold
+from .transforms import (
+    activation_percentiles,
+    fold_batchnorm,
+    maxpool_to_avgpool,
+    named_leaves,
+    probe_inputs,
+    replace_modules,
+)
+
+
+@dataclass
+class QCFSOptions:
+    """Options of method 1; ``lr``, ``batch_size`` and ``levels`` are the paper's grid (Table A1)."""
+
+    levels: int = 8
+    lr: float = 0.01
+    batch_size: int = 64
+    layer_epochs: int = 10
+    channel_epochs: int = 10
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    threshold_percentile: float = 99.9
+    calibration_batches: int = 8
+
+    def __post_init__(self) -> None:
+        if self.levels < 1:
+            raise ValueError(f"levels (L) must be >= 1, got {self.levels}")
+
+    def stage(self, epochs: int) -> FitConfig:
+        return FitConfig(epochs=epochs, lr=self.lr, batch_size=self.batch_size,
+                         weight_decay=self.weight_decay, optimizer=self.optimizer)
+
+
+@register_method
+class QCFS(ConversionMethod):
+    """CS-QCFS conversion: quantized clip-floor-shift ANN → IF neurons with channel-wise thresholds."""
+
+    name = "qcfs"
+    Options = QCFSOptions
+
+    def prepare(self, ann: nn.Module, ctx: MethodContext) -> nn.Module:
+        opts = self.options
+        relus = list(named_leaves(ann, nn.ReLU))
+        if not relus:
+            raise ValueError(f"{type(ann).__name__} has no nn.ReLU to replace with S-QCFS")
+        ann.to(ctx.device)
+        loader = make_loader(ctx.data.train, opts.batch_size, shuffle=True, seed=ctx.seed)
+        batches = [x.to(ctx.device) for x, _ in islice(loader, opts.calibration_batches)]
+        init = activation_percentiles(ann, batches, relus, opts.threshold_percentile, seed=ctx.seed)
+        shapes = probe_inputs(ann, ctx.example_input(), relus)
+        replace_modules(ann, nn.ReLU, lambda name, _: SQCFS(opts.levels, max(init[name], 1e-3)))
+        fit(ann, ctx.data.train, opts.stage(opts.layer_epochs), device=ctx.device, seed=ctx.seed,
+            desc="S-QCFS (layer-wise)", progress=ctx.progress)
+        for name, act in named_leaves(ann, SQCFS).items():
+            act.expand_channels(shapes[name][1])
+        fit(ann, ctx.data.train, opts.stage(opts.channel_epochs), device=ctx.device, seed=ctx.seed + 1,
+            desc="CS-QCFS (channel-wise)", progress=ctx.progress)
+        return ann
+
+    def convert(self, ann: nn.Module) -> SpikingNetwork:
+        if not named_leaves(ann, SQCFS):
+            raise ValueError("the ANN has no SQCFS activation: run QCFS.prepare first")
+        body = copy.deepcopy(ann).eval()
+        maxpool_to_avgpool(body)
+        body = fold_batchnorm(body)
+        replace_modules(body, SQCFS, lambda _, act: TimeFold(CSQCFSNode.from_activation(act)))
+        return SpikingNetwork(body, DirectEncoder())

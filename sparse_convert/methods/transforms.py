@@ -1,0 +1,123 @@
+"""Graph edits every conversion method shares: find and swap activations, probe shapes, fold BatchNorm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..topology import apply_masks, get_mask, masked_layers
+
+
+def named_leaves(model: nn.Module, types: type | tuple[type, ...]) -> dict[str, nn.Module]:
+    """Modules of ``types`` in ``model``, by qualified name, in module order."""
+    return {name: m for name, m in model.named_modules() if name and isinstance(m, types)}
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` where module ``name`` is; returns the old module."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = parent.get_submodule(child)
+    setattr(parent, child, new)
+    return old
+
+
+def replace_modules(model: nn.Module, types: type | tuple[type, ...],
+                    factory: Callable[[str, nn.Module], nn.Module]) -> list[str]:
+    """Replace every module of ``types`` by ``factory(name, module)``; returns the names replaced."""
+    names = list(named_leaves(model, types))
+    for name in names:
+        replace_module(model, name, factory(name, model.get_submodule(name)))
+    return names
+
+
+@torch.no_grad()
+def probe_inputs(model: nn.Module, example: Tensor, names: Iterable[str],
+                 reduce: Callable[[Tensor], object] = lambda x: tuple(x.shape)) -> dict[str, object]:
+    """``reduce(input)`` of each named module during one forward pass of ``example``."""
+    found: dict[str, object] = {}
+    hooks = []
+    for name in names:
+        def hook(module, args, name=name):
+            found[name] = reduce(args[0])
+        hooks.append(model.get_submodule(name).register_forward_pre_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise RuntimeError(f"modules {missing} were not called in the forward pass")
+    return found
+
+
+def maxpool_to_avgpool(model: nn.Module) -> list[str]:
+    """Replace ``nn.MaxPool2d`` by ``nn.AvgPool2d`` of the same geometry (spikes cannot be max-pooled)."""
+    return replace_modules(model, nn.MaxPool2d, lambda _, m: nn.AvgPool2d(
+        m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode))
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the convolution before it; masks stay attached.
+
+    Uses SpikingJelly's FX-based ``fuse_conv_bn_eval_modules`` (which returns a
+    ``GraphModule``). Folding scales each output channel, so masked weights stay zero.
+    Returns ``model`` itself when it has no BatchNorm.
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model
+    from spikingjelly.activation_based.functional.conv_bn_fusion import fuse_conv_bn_eval_modules
+
+    names = list(masked_layers(model))
+    fused = fuse_conv_bn_eval_modules(model.eval())
+    lost = [n for n in names if get_mask(fused.get_submodule(n)) is None]
+    if lost:
+        raise RuntimeError(f"BatchNorm folding lost the masks of {lost}")
+    apply_masks(fused)
+    return fused
+
+
+@torch.no_grad()
+def activation_percentiles(model: nn.Module, batches: Iterable[Tensor], names: Iterable[str], q: float,
+                           *, max_values: int = 1 << 20, seed: int = 0) -> dict[str, float]:
+    """The ``q``-th percentile of each named module's output over ``batches`` (layer-wise statistic).
+
+    At most ``max_values`` values per module are kept, sampled uniformly, so memory stays bounded.
+    """
+    if not 0.0 < q <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {q}")
+    names = list(names)
+    pools: dict[str, list[Tensor]] = {n: [] for n in names}
+    generator = torch.Generator().manual_seed(seed)
+    hooks = []
+    for name in names:
+        def hook(module, args, out, name=name):
+            flat = out.detach().flatten().float().cpu()
+            if flat.numel() > max_values:
+                flat = flat[torch.randint(flat.numel(), (max_values,), generator=generator)]
+            pools[name].append(flat)
+        hooks.append(model.get_submodule(name).register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    result = {}
+    for name, parts in pools.items():
+        if not parts:
+            raise RuntimeError(f"module {name} was not called")
+        values = torch.cat(parts)
+        if values.numel() > max_values:
+            values = values[torch.randint(values.numel(), (max_values,), generator=generator)]
+        result[name] = float(torch.quantile(values, q / 100.0)) if q < 100 else float(values.max())
+    return result

@@ -1,0 +1,26 @@
+"""Conversion neurons as SpikingJelly 2.0 nodes, and the ANN activations they pair with.
+
+Every node subclasses :class:`ConversionNode` (a ``spikingjelly`` ``BaseNode``) and has a
+``backend`` in ``("torch", "cupy")``; :func:`set_backend` switches all of them in a network.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import BACKENDS, ConversionNode, channel_view, inverse_softplus
+from .qcfs import SQCFS, CSQCFSNode, floor_ste
+
+
+def set_backend(net: nn.Module, name: str) -> int:
+    """Set ``backend = name`` on every sparse-convert node in ``net``; returns how many were set."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    nodes = [m for m in net.modules() if isinstance(m, ConversionNode)]
+    for node in nodes:
+        node.backend = name
+    return len(nodes)
+
+
+__all__ = ["BACKENDS", "ConversionNode", "CSQCFSNode", "SQCFS", "channel_view", "floor_ste",
+           "inverse_softplus", "set_backend"]

@@ -1,0 +1,88 @@
+"""What every sparse-convert node shares: SpikingJelly 2.0 ``BaseNode`` plumbing and the backend switch.
+
+SpikingJelly 2.0 requires ``v_threshold`` to be a Python float, so our nodes pass a
+dummy 1.0 there and keep their real (channel-wise, learnable) thresholds in their own
+tensors. The dynamics of a node are its pure ``single_step_functional_forward``; the
+multi-step loop runs either the torch backend (a loop over T, in place when no
+gradient is needed) or, on CUDA, a fused CuPy kernel over all T steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import neuron, surrogate
+from torch import Tensor
+
+BACKENDS = ("torch", "cupy")
+
+
+def channel_view(values: Tensor, ndim: int, channel_dim: int = 1) -> Tensor:
+    """Reshape a ``[C]`` tensor so it broadcasts against a tensor of ``ndim`` dims along ``channel_dim``."""
+    shape = [1] * ndim
+    if values.numel() == 1:
+        return values.reshape(shape)
+    if not 0 <= channel_dim < ndim:
+        raise ValueError(f"{values.numel()} channel values need an input with a dim {channel_dim}, got {ndim} dims")
+    shape[channel_dim] = values.numel()
+    return values.reshape(shape)
+
+
+def inverse_softplus(y: Tensor) -> Tensor:
+    """The ``x`` with ``softplus(x) == y`` (y > 0), stable for large ``y``."""
+    y = torch.as_tensor(y, dtype=torch.float32)
+    if not bool((y > 0).all()):
+        raise ValueError(f"softplus thresholds must be > 0, got min {float(y.min())}")
+    return y + torch.log(-torch.expm1(-y))
+
+
+class ConversionNode(neuron.BaseNode):
+    """Base of sparse-convert's SpikingJelly nodes: multi-step by default, ``backend`` in ``BACKENDS``.
+
+    Subclasses implement ``single_step_functional_forward`` (the equations) and may
+    override ``torch_multi_step`` (a faster loop) and ``cupy_multi_step`` (the kernel).
+    """
+
+    def __init__(self, *, step_mode: str = "m", backend: str = "torch"):
+        super().__init__(v_threshold=1.0, v_reset=None, surrogate_function=surrogate.Sigmoid(),
+                         detach_reset=False, step_mode=step_mode)
+        self.backend = backend
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        if name not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+        if name == "cupy":
+            from .cupy_backend import require_cupy
+
+            require_cupy(type(self).__name__)
+        self._backend = name
+
+    def multi_step_functional_forward(self, inputs: tuple[Tensor, ...], states: tuple[object, ...],
+                                      **kwargs: object) -> tuple[tuple[Tensor, ...], tuple[object, ...]]:
+        if self._backend == "cupy":
+            if not inputs[0].is_cuda:
+                raise RuntimeError(f"{type(self).__name__}: the cupy backend needs CUDA tensors, "
+                                   f"got a tensor on {inputs[0].device}; use backend='torch'")
+            return self.cupy_multi_step(inputs, states)
+        return self.torch_multi_step(inputs, states)
+
+    def torch_multi_step(self, inputs: tuple[Tensor, ...], states: tuple[object, ...]
+                         ) -> tuple[tuple[Tensor, ...], tuple[object, ...]]:
+        """Loop ``single_step_functional_forward`` over the time dimension."""
+        return super().multi_step_functional_forward(inputs, states)
+
+    def cupy_multi_step(self, inputs: tuple[Tensor, ...], states: tuple[object, ...]
+                        ) -> tuple[tuple[Tensor, ...], tuple[object, ...]]:
+        raise NotImplementedError(f"{type(self).__name__} has no CuPy kernel")
+
+    @staticmethod
+    def needs_grad(*tensors: Tensor) -> bool:
+        """Whether autograd must see this computation (then in-place fast paths are off)."""
+        return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+    def extra_repr(self) -> str:
+        return f"step_mode={self.step_mode}, backend={self._backend}"
