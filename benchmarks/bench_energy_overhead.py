@@ -44,7 +44,7 @@ def main() -> None:
             total = 0
             for t0 in range(0, args.t_max, args.chunk):
                 k = min(args.chunk, args.t_max - t0)
-                total = total + snn(snn.encoder(xb, t0, k)).sum(0)
+                total = total + snn(snn.encoder.encode(xb, t0, k)).sum(0)
         functional.reset_net(snn)
 
     def instrumented() -> None:

@@ -151,9 +151,9 @@ def test_chunked_simulation_equals_one_call():
     snn = get_method("qcfs")().convert(qann)
     x = torch.rand(5, 20, dtype=torch.float64)
     with torch.no_grad():
-        whole = snn(snn.encoder(x, 0, 12))
+        whole = snn(snn.encoder.encode(x, 0, 12))
         functional.reset_net(snn)
-        parts = torch.cat([snn(snn.encoder(x, t0, 4)) for t0 in (0, 4, 8)])
+        parts = torch.cat([snn(snn.encoder.encode(x, t0, 4)) for t0 in (0, 4, 8)])
     torch.testing.assert_close(parts, whole)
 
 

@@ -80,7 +80,7 @@ def evaluate_over_time(
 ) -> TimeCurves:
     """Run ``snn`` (multi-step, ``[T, B, ...] → [T, B, classes]``) for ``t_max`` steps per batch.
 
-    ``encoder(x, t0, steps)`` makes the input steps (default: the network's own
+    ``encoder.encode(x, t0, steps)`` makes the input steps (default: the network's own
     ``encoder``, else direct encoding). ``roles`` overrides the traced MAC/AC role of
     named layers.
     """
@@ -119,7 +119,7 @@ def evaluate_over_time(
             for t0 in range(0, t_max, chunk):
                 k = min(chunk, t_max - t0)
                 events.steps = firing.steps = k
-                out = snn(encoder(x, t0, k))
+                out = snn(encoder.encode(x, t0, k))
                 if out.shape[:2] != (k, len(y)):
                     raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
                 acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
@@ -167,7 +167,7 @@ def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str
         m.steps = 1
     try:
         functional.reset_net(snn)
-        x_seq = encoder(x, 0, 1)
+        x_seq = encoder.encode(x, 0, 1)
         spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
         return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in)
     finally:

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..analysis.saturation import saturation_time, time_lag
+from ..analysis.saturation import best_window, saturation_time, time_lag
 from ..data import DataSplits, load_dataset
-from ..energy import EnergyModel, evaluate_over_time
+from ..energy import EnergyModel, TimeCurves, evaluate_over_time
 from ..fileio import read_json, write_json_atomic
-from ..methods import MethodContext, get_method
+from ..methods import ConversionMethod, MethodContext, get_method
 from ..models import build_model
 from ..topology import build_topology, density
 from ..training import accuracy, fit, make_loader, make_optimizer
@@ -94,16 +94,10 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
 
     start = time.perf_counter()
     energy = EnergyModel(config.e_mac_pj, config.e_ac_pj)
-    snn = method.convert(prepared)
-    evaluate = dict(t_max=config.t_max, batch_size=config.eval_batch_size, chunk=config.chunk,
-                    energy=energy, device=device, progress=progress)
-    curves = evaluate_over_time(snn, data.test, **evaluate)
-    val_curves = evaluate_over_time(snn, data.val, **evaluate) if len(data.val) else None
+    simulate = simulate_windows if method.time_mode == "window" else simulate_integrating
+    timeline = simulate(method, prepared, data, config, energy=energy, device=device, progress=progress)
     clock["evaluate_s"] = time.perf_counter() - start
 
-    acc_sat = saturation_time(curves.accuracy)
-    masfr_sat = saturation_time(curves.masfr)
-    chosen_t = acc_sat.t if acc_sat.saturated else config.t_max
     result = {
         "format": RESULT_FORMAT,
         "version": 1,
@@ -114,18 +108,7 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
         "converted_ann_accuracy": prepared_acc,
         "density": density(ann).to_dict(),
         "topology": topology,
-        "per_step": curves.per_step(),
-        "per_step_val": {"t": val_curves.t, "accuracy": val_curves.accuracy} if val_curves else None,
-        "saturation": {"accuracy": acc_sat.to_dict(), "masfr": masfr_sat.to_dict(),
-                       "time_lag": time_lag(acc_sat, masfr_sat)},
-        "chosen": {"t": chosen_t,
-                   "rule": "accuracy saturation" if acc_sat.saturated else "t_max (accuracy did not saturate)",
-                   **{k: v for k, v in curves.at(chosen_t).items() if k != "t"},
-                   "val_accuracy": val_curves.at(chosen_t)["accuracy"] if val_curves else None},
-        "neurons": curves.neurons,
-        "images": curves.images,
-        "roles": curves.roles,
-        "layer_events": curves.layer_events,
+        **timeline,
         "energy_model": {"e_mac_pj": energy.e_mac_pj, "e_ac_pj": energy.e_ac_pj},
         "timing": clock,
         "environment": {"sparse_convert": __version__, "torch": torch.__version__,
@@ -138,6 +121,70 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
                 "in_shape": list(data.in_shape), "dataset": config.dataset, "config": config.to_dict()})
             write_json_atomic(stage / RESULT_FILE, result)
     return result
+
+
+def _evaluate(snn: nn.Module, dataset, steps: int, config: RunConfig, **kwargs: Any) -> TimeCurves:
+    return evaluate_over_time(snn, dataset, steps, batch_size=config.eval_batch_size, chunk=config.chunk, **kwargs)
+
+
+def simulate_integrating(method: ConversionMethod, prepared: nn.Module, data: DataSplits, config: RunConfig,
+                         **kwargs: Any) -> dict[str, Any]:
+    """One run of t_max steps gives every T; the chosen T is where test accuracy saturates."""
+    snn = method.convert(prepared)
+    curves = _evaluate(snn, data.test, config.t_max, config, **kwargs)
+    val = _evaluate(snn, data.val, config.t_max, config, **kwargs) if len(data.val) else None
+    acc_sat = saturation_time(curves.accuracy)
+    masfr_sat = saturation_time(curves.masfr)
+    chosen_t = acc_sat.t if acc_sat.saturated else config.t_max
+    return {
+        "per_step": curves.per_step(),
+        "per_step_val": {"t": val.t, "accuracy": val.accuracy} if val else None,
+        "saturation": {"accuracy": acc_sat.to_dict(), "masfr": masfr_sat.to_dict(),
+                       "time_lag": time_lag(acc_sat, masfr_sat)},
+        "chosen": {"t": chosen_t,
+                   "rule": "accuracy saturation" if acc_sat.saturated else "t_max (accuracy did not saturate)",
+                   **{k: v for k, v in curves.at(chosen_t).items() if k != "t"},
+                   "val_accuracy": val.at(chosen_t)["accuracy"] if val else None},
+        "neurons": curves.neurons, "images": curves.images, "roles": curves.roles,
+        "layer_events": curves.layer_events,
+    }
+
+
+WINDOW_NOTE = ("T is a window size: one SNN run per T in windows.t, each of windows.steps_simulated steps "
+               "((depth + 1) * T); per_step holds values only at those T and null elsewhere; mac, ac, energy_uj "
+               "and masfr cover all simulated steps of that run")
+
+
+def simulate_windows(method: ConversionMethod, prepared: nn.Module, data: DataSplits, config: RunConfig,
+                     **kwargs: Any) -> dict[str, Any]:
+    """One run per window size T; the chosen T is the window with the highest test accuracy (paper §3.2)."""
+    windows = method.windows(config.t_max)
+    keys = ("accuracy", "masfr", "mac", "ac", "energy_uj")
+    per_step: dict[str, list] = {"t": list(range(1, config.t_max + 1)), **{k: [None] * config.t_max for k in keys}}
+    val_acc: list[float | None] = [None] * config.t_max
+    runs, simulated = {}, []
+    for window in windows:
+        snn = method.convert(prepared, window=window)
+        steps = snn.latency or window
+        runs[window] = curves = _evaluate(snn, data.test, steps, config, **kwargs)
+        for key, value in curves.at(steps).items():
+            if key != "t":
+                per_step[key][window - 1] = value
+        if len(data.val):
+            val_acc[window - 1] = _evaluate(snn, data.val, steps, config, **kwargs).accuracy[-1]
+        simulated.append(steps)
+    best_t, _ = best_window(windows, [per_step["accuracy"][w - 1] for w in windows])
+    best = runs[best_t]
+    return {
+        "per_step": per_step,
+        "per_step_val": {"t": per_step["t"], "accuracy": val_acc} if len(data.val) else None,
+        "windows": {"t": windows, "steps_simulated": simulated, "note": WINDOW_NOTE},
+        "saturation": None,
+        "chosen": {"t": best_t, "rule": "best window (highest accuracy)",
+                   **{k: per_step[k][best_t - 1] for k in keys}, "val_accuracy": val_acc[best_t - 1]},
+        "neurons": best.neurons, "images": best.images, "roles": best.roles,
+        "layer_events": best.layer_events,
+    }
 
 
 def _version(package: str) -> str | None:

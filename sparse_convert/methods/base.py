@@ -57,8 +57,11 @@ class ConversionMethod(ABC):
         """Turn the trained ANN into this method's ANN (may edit ``ann`` in place); return it."""
 
     @abstractmethod
-    def convert(self, ann: nn.Module) -> SpikingNetwork:
-        """Build the SNN from the prepared ANN; weights and masks carry over, ``ann`` is left intact."""
+    def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
+        """Build the SNN from the prepared ANN; weights and masks carry over, ``ann`` is left intact.
+
+        ``window`` is the window size T of a ``"window"`` method and must be ``None`` otherwise.
+        """
 
     def windows(self, t_max: int) -> list[int]:
         """Window sizes evaluated up to ``t_max`` (only for ``time_mode == "window"``)."""

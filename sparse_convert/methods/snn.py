@@ -11,8 +11,10 @@ one call with all of them.
 from __future__ import annotations
 
 import torch
-from spikingjelly.activation_based import functional
+from spikingjelly.activation_based import base, functional
 from torch import Tensor, nn
+
+from ..neurons.base import channel_view
 
 
 class TimeFold(nn.Module):
@@ -31,22 +33,31 @@ class TimeFold(nn.Module):
 
 
 class DirectEncoder:
-    """Direct input encoding: the analog image is fed at every step (its first layer does MACs)."""
+    """Direct input encoding: the analog image is fed at every step (its first layer does MACs).
+
+    An encoder has ``encode(x, t0, steps) -> [steps, B, ...]`` and says with ``emits_spikes``
+    whether the first synaptic layer receives spikes (ACs) or analog values (MACs).
+    """
 
     emits_spikes = False
 
-    def __call__(self, x: Tensor, t0: int, steps: int) -> Tensor:
+    def encode(self, x: Tensor, t0: int, steps: int) -> Tensor:
         """Steps ``t0 .. t0+steps-1`` of the input sequence, ``[steps, B, ...]`` (contiguous)."""
         return x.unsqueeze(0).expand(steps, *x.shape).contiguous()
 
 
 class SpikingNetwork(nn.Module):
-    """A converted SNN: ``body`` (the ANN graph with ``TimeFold`` nodes) plus its input ``encoder``."""
+    """A converted SNN: ``body`` (the ANN graph with ``TimeFold`` nodes) plus its input ``encoder``.
 
-    def __init__(self, body: nn.Module, encoder: DirectEncoder | None = None):
+    ``latency`` is the number of steps after which the output is complete, for networks
+    that send each value once through a pipeline (AEC); ``None`` when every step refines it.
+    """
+
+    def __init__(self, body: nn.Module, encoder: object | None = None, latency: int | None = None):
         super().__init__()
         self.body = body
         self.encoder = encoder or DirectEncoder()
+        self.latency = latency
         functional.invalidate_reset_cache(self)
 
     def folds(self) -> list[TimeFold]:
@@ -62,6 +73,53 @@ class SpikingNetwork(nn.Module):
     def rate_output(self, x: Tensor, steps: int) -> Tensor:
         """Mean output over ``steps`` steps for a static input ``x`` ``[B, ...]``, after a reset."""
         functional.reset_net(self)
-        out = self(self.encoder(x, 0, steps)).mean(0)
+        out = self(self.encoder.encode(x, 0, steps)).mean(0)
         functional.reset_net(self)
         return out
+
+
+class BiasOnce(base.MemoryModule):
+    """Adds ``bias`` (one value per channel) to the input of one global time step only.
+
+    Conversions that send each value once (AEC's windows, analog first-step input) move a
+    synaptic layer's bias here, so that summing the layer's output over time counts the
+    bias once. Multi-step: takes ``[T, B, C, ...]``; counts steps until ``reset``.
+    """
+
+    def __init__(self, bias: Tensor, at_step: int = 0, channel_dim: int = 1):
+        super().__init__()
+        self.register_buffer("bias", bias.detach().clone().reshape(-1))
+        self.at_step = int(at_step)
+        self.channel_dim = channel_dim
+        self.register_memory("step", 0)
+        self.step_mode = "m"
+
+    def multi_step_forward(self, x_seq: Tensor) -> Tensor:
+        local = self.at_step - self.step
+        self.step += x_seq.shape[0]
+        if not 0 <= local < x_seq.shape[0]:
+            return x_seq
+        x_seq = x_seq.clone()
+        x_seq[local] += channel_view(self.bias, x_seq.dim() - 1, self.channel_dim).to(x_seq.dtype)
+        return x_seq
+
+    def single_step_forward(self, x: Tensor) -> Tensor:
+        return self.multi_step_forward(x.unsqueeze(0))[0]
+
+    def extra_repr(self) -> str:
+        return f"channels={self.bias.numel()}, at_step={self.at_step}"
+
+
+def move_bias_to_first_step(model: nn.Module, names: list[str] | None = None) -> list[str]:
+    """Replace each named synaptic layer (default: all with a bias) by ``[layer without bias, BiasOnce]``."""
+    from ..topology import synaptic_layers
+    from .transforms import replace_module
+
+    layers = synaptic_layers(model)
+    names = [n for n, m in layers.items() if m.bias is not None] if names is None else names
+    for name in names:
+        layer = layers[name]
+        once = TimeFold(BiasOnce(layer.bias))
+        layer.bias = None
+        replace_module(model, name, nn.Sequential(layer, once))
+    return names

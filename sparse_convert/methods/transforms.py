@@ -57,6 +57,23 @@ def probe_inputs(model: nn.Module, example: Tensor, names: Iterable[str],
     return found
 
 
+@torch.no_grad()
+def call_order(model: nn.Module, example: Tensor, types: type | tuple[type, ...]) -> list[str]:
+    """Names of the modules of ``types`` in the order one forward pass of ``example`` calls them."""
+    order: list[str] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: order.append(name))
+             for name, m in named_leaves(model, types).items()]
+    was_training = model.training
+    try:
+        model.eval()
+        model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return list(dict.fromkeys(order))
+
+
 def maxpool_to_avgpool(model: nn.Module) -> list[str]:
     """Replace ``nn.MaxPool2d`` by ``nn.AvgPool2d`` of the same geometry (spikes cannot be max-pooled)."""
     return replace_modules(model, nn.MaxPool2d, lambda _, m: nn.AvgPool2d(
@@ -67,16 +84,33 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm into the convolution before it; masks stay attached.
 
     Uses SpikingJelly's FX-based ``fuse_conv_bn_eval_modules`` (which returns a
-    ``GraphModule``). Folding scales each output channel, so masked weights stay zero.
-    Returns ``model`` itself when it has no BatchNorm.
+    ``GraphModule``). Modules FX cannot trace through (our activations and nodes, whose
+    ``forward`` has data-dependent control flow) stand aside as ``nn.Identity`` while it
+    traces and are put back by name. Folding scales each output channel, so masked
+    weights stay zero. Returns ``model`` itself when it has no BatchNorm.
     """
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     from spikingjelly.activation_based.functional.conv_bn_fusion import fuse_conv_bn_eval_modules
 
-    names = list(masked_layers(model))
-    fused = fuse_conv_bn_eval_modules(model.eval())
-    lost = [n for n in names if get_mask(fused.get_submodule(n)) is None]
+    masked = list(masked_layers(model))
+    opaque = {name: m for name, m in model.named_modules()
+              if name and not type(m).__module__.startswith(("torch.", "spikingjelly."))
+              and not any(isinstance(c, nn.modules.batchnorm._BatchNorm) for c in m.modules())}
+    outermost = [n for n in opaque if not any(n.startswith(o + ".") for o in opaque)]
+    for name in outermost:
+        replace_module(model, name, nn.Identity())
+    try:
+        fused = fuse_conv_bn_eval_modules(model.eval())
+    finally:
+        for name in outermost:
+            replace_module(model, name, opaque[name])
+    for name in outermost:
+        replace_module(fused, name, opaque[name])
+    left = [n for n, m in fused.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if left:
+        raise ValueError(f"BatchNorm layers {left} do not directly follow a convolution and cannot be folded")
+    lost = [n for n in masked if get_mask(fused.get_submodule(n)) is None]
     if lost:
         raise RuntimeError(f"BatchNorm folding lost the masks of {lost}")
     apply_masks(fused)
@@ -121,3 +155,46 @@ def activation_percentiles(model: nn.Module, batches: Iterable[Tensor], names: I
             values = values[torch.randint(values.numel(), (max_values,), generator=generator)]
         result[name] = float(torch.quantile(values, q / 100.0)) if q < 100 else float(values.max())
     return result
+
+
+@torch.no_grad()
+def neuron_percentiles(model: nn.Module, batches: Iterable[Tensor], names: Iterable[str], q: float,
+                       num_samples: int) -> dict[str, Tensor]:
+    """Per-neuron ``q``-th percentile (nearest rank) of each named module's output over ``num_samples``.
+
+    One streaming pass: each neuron keeps only its ``k = floor((1 − q/100)·n) + 1`` largest
+    values, so the exact percentile comes without storing the activations (``q = 100`` is
+    the maximum, SNM's neuron-wise normalisation). Returns tensors of one sample's shape.
+    """
+    if not 0.0 < q <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], got {q}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    names = list(names)
+    keep = int((1.0 - q / 100.0) * num_samples) + 1
+    tops: dict[str, Tensor | None] = {n: None for n in names}
+    hooks = []
+    for name in names:
+        def hook(module, args, out, name=name):
+            values = out.detach().float()
+            if tops[name] is not None:
+                values = torch.cat([tops[name], values])
+            tops[name] = values.topk(min(keep, values.shape[0]), dim=0).values
+        hooks.append(model.get_submodule(name).register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for x in batches:
+            model(x)
+            seen += len(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if seen != num_samples:
+        raise ValueError(f"expected {num_samples} samples, the batches held {seen}")
+    missing = [n for n, t in tops.items() if t is None]
+    if missing:
+        raise RuntimeError(f"modules {missing} were not called")
+    return {name: top[-1] for name, top in tops.items()}  # the k-th largest: the nearest-rank percentile

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from .aec import AECActivation, AECEncoder, AECInit, AECNode, aec_code
 from .base import BACKENDS, ConversionNode, channel_view, inverse_softplus
 from .qcfs import SQCFS, CSQCFSNode, floor_ste
+from .snm import NeuronClip, SNMNode
 
 
 def set_backend(net: nn.Module, name: str) -> int:
@@ -22,5 +24,6 @@ def set_backend(net: nn.Module, name: str) -> int:
     return len(nodes)
 
 
-__all__ = ["BACKENDS", "ConversionNode", "CSQCFSNode", "SQCFS", "channel_view", "floor_ste",
-           "inverse_softplus", "set_backend"]
+__all__ = ["AECActivation", "AECEncoder", "AECInit", "AECNode", "BACKENDS", "ConversionNode", "CSQCFSNode",
+           "NeuronClip", "SNMNode", "SQCFS", "aec_code", "channel_view", "floor_ste", "inverse_softplus",
+           "set_backend"]

@@ -1,0 +1,101 @@
+"""SNM, the signed neuron with memory (Wang et al., IJCAI 2022), and the ANN clip it pairs with.
+
+Per neuron, with threshold θ > 0 (one per neuron of the layer's output, from neuron-wise
+normalisation), membrane ``v`` (0 at start) and net spike count ``m`` (the memory):
+
+    v ← v + x[t]
+    s = +1 if v ≥ θ;   s = −1 if v ≤ −θ and m > 0;   else 0
+    v ← v − θ·s;   m ← m + s;   output θ·s
+
+A negative spike is refused while the neuron's net output so far is not positive, so the
+firing rate never goes negative. A neuron whose θ is 0 (never active on the training set)
+stays silent. The node's rate output approaches ``clamp(x, 0, θ)``, the ``NeuronClip``
+activation of the ANN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import ConversionNode
+
+
+class NeuronClip(nn.Module):
+    """ReLU clipped at a per-neuron threshold ``θ`` (shape of one sample's activation): the ANN side of SNM."""
+
+    def __init__(self, threshold: Tensor):
+        super().__init__()
+        self.register_buffer("threshold", torch.as_tensor(threshold).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.minimum(torch.relu(x), self.threshold.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"neurons={tuple(self.threshold.shape)}"
+
+
+class SNMNode(ConversionNode):
+    """Signed neuron with memory; ``threshold`` has the shape of one sample (one θ per neuron)."""
+
+    def __init__(self, threshold: Tensor, *, step_mode: str = "m", backend: str = "torch"):
+        super().__init__(step_mode=step_mode, backend=backend)
+        threshold = torch.as_tensor(threshold)
+        if not threshold.is_floating_point():
+            threshold = threshold.float()
+        if bool((threshold < 0).any()) or bool(torch.isnan(threshold).any()):
+            raise ValueError("SNM thresholds must be >= 0 and not NaN")
+        self.register_buffer("threshold", threshold.clone())
+        self.register_memory("count", 0.0)
+
+    @classmethod
+    def from_activation(cls, act: NeuronClip, **kwargs: object) -> SNMNode:
+        return cls(act.threshold, **kwargs)
+
+    def materialize_states(self, inputs, states, step_mode):
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        v, count = states
+        if not isinstance(v, Tensor) or v.shape != x.shape:
+            v = torch.zeros_like(x)
+            count = torch.zeros_like(x)
+        return v, count
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        x = inputs[0]
+        v, count = states
+        theta = self.threshold.to(x.dtype)
+        v = v + x
+        active = theta > 0
+        pos = (v >= theta) & active
+        neg = (v <= -theta) & (count > 0) & active
+        spike = pos.to(x.dtype) - neg.to(x.dtype)
+        out = spike * theta
+        return (out,), (v - out, count + spike)
+
+    def torch_multi_step(self, inputs, states):
+        x_seq = inputs[0]
+        v, count = states
+        if self.needs_grad(x_seq, v):
+            return super().torch_multi_step(inputs, states)
+        theta = self.threshold.to(x_seq.dtype)
+        silent = theta <= 0
+        v, count = v.clone(), count.clone()
+        out = torch.empty_like(x_seq)
+        pos = torch.empty(v.shape, dtype=torch.bool, device=v.device)
+        neg = torch.empty_like(pos)
+        for t in range(x_seq.shape[0]):
+            v.add_(x_seq[t])
+            torch.ge(v, theta, out=pos)
+            torch.le(v, -theta, out=neg)
+            neg.logical_and_(count > 0)
+            pos.masked_fill_(silent, False)
+            neg.masked_fill_(silent, False)
+            spike = out[t]
+            torch.sub(pos.to(x_seq.dtype), neg.to(x_seq.dtype), out=spike)
+            count.add_(spike)
+            spike.mul_(theta)
+            v.sub_(spike)
+        return (out,), (v, count)
+
+    def extra_repr(self) -> str:
+        return f"neurons={tuple(self.threshold.shape)}, " + super().extra_repr()
