@@ -15,16 +15,20 @@ from common import machine, timeit
 from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
-from sparse_convert.neurons import CSQCFSNode
+from sparse_convert.neurons import AECNode, CSQCFSNode, SNMNode
+from sparse_convert.neurons.aec import INITS, AECActivation
 
 SHAPES = {"MLP [64, 128, 3000]": (64, 128, 3000), "conv [64, 32, 64, 16, 16]": (64, 32, 64, 16, 16)}
 
 
-def node_factories(channels: int) -> dict[str, Callable[[], nn.Module]]:
-    """Our nodes, each with channel-wise parameters for ``channels`` channels."""
+def node_factories(sample: tuple[int, ...]) -> dict[str, Callable[[], nn.Module]]:
+    """Our nodes for inputs of one sample's shape ``sample`` (channels first)."""
     g = torch.Generator().manual_seed(0)
+    aec = AECActivation(INITS["cifar10"], 32)
     return {
-        "CSQCFSNode": lambda: CSQCFSNode(torch.randn(channels, generator=g)),
+        "CSQCFSNode": lambda: CSQCFSNode(torch.randn(sample[0], generator=g)),
+        "SNMNode": lambda: SNMNode(torch.rand(sample, generator=g) + 0.5),
+        "AECNode": lambda: AECNode(aec.code.as_dict(), window=32, depth=1),  # 32 decoding + 32 encoding steps
     }
 
 
@@ -47,7 +51,7 @@ def main() -> None:
         base = neuron.IFNode(v_reset=None, step_mode="m").to(args.device)
         t_base = timeit(run_node(base, x), repeat=args.repeat)
         print(f"{label}: SpikingJelly IFNode {t_base * 1e3:.1f} ms")
-        for name, make in node_factories(shape[2]).items():
+        for name, make in node_factories(shape[2:]).items():
             t = timeit(run_node(make().to(args.device), x), repeat=args.repeat)
             print(f"  {name:<12} {t * 1e3:8.1f} ms   ratio ours / IFNode = {t / t_base:.3f}  (target <= 1.5)")
 

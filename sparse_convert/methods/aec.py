@@ -108,7 +108,8 @@ class AEC(ConversionMethod):
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         body = copy.deepcopy(ann.body).eval()
-        example = torch.zeros(1, *ann.in_shape, device=next(body.parameters()).device)
+        reference = next(body.parameters())
+        example = torch.zeros(1, *ann.in_shape, device=reference.device, dtype=reference.dtype)
         depth = {name: i + 1 for i, name in enumerate(call_order(body, example, AECActivation))}
         maxpool_to_avgpool(body)
         body = fold_batchnorm(body)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import ConversionNode
+from .cupy_backend import KernelCall, KernelSpec
 
 PARAM_NAMES = ("theta", "t_d", "k", "theta2", "t_d2", "k2")
 
@@ -139,6 +140,26 @@ def _thresholds(params: dict[str, Tensor], window: int, dtype: torch.dtype, devi
     return thr1.to(dtype), thr2.to(dtype)
 
 
+_KERNEL = KernelSpec(
+    name="aec",
+    states=("v", "fired1", "fired2"),
+    params=(("thr1", "time"), ("thr2", "time")),
+    int_args=("start", "window", "step0"),
+    step="""
+const int local = step0 + t - start;
+if (local < 0) {
+    v = ROUND(v + x);
+} else if (local < window) {
+    const int f1 = fired1 == 0.0f && v >= thr1[local] && v > 0.0f;
+    const int f2 = fired1 != 0.0f && fired2 == 0.0f && v >= thr2[local];
+    if (f1) { o = thr1[local]; fired1 = 1.0f; }
+    if (f2) { o = thr2[local]; fired2 = 1.0f; }
+    v = ROUND(v - o);
+}
+""",
+)
+
+
 class AECNode(ConversionNode):
     """SNN side: integrate during windows 0..depth−1, fire at most two spikes in window ``depth``.
 
@@ -210,6 +231,19 @@ class AECNode(ConversionNode):
                 fired1 |= fire1
                 fired2 |= fire2
         return (out,), (v, fired1, fired2, step + x_seq.shape[0])
+
+    def kernel_spec(self) -> KernelSpec:
+        return _KERNEL
+
+    def kernel_call(self, x_seq: Tensor, states) -> KernelCall:
+        v, fired1, fired2, step = states
+        thr1, thr2 = _thresholds(self.params(), self.window, x_seq.dtype, x_seq.device)
+        return KernelCall(states={"v": v, "fired1": fired1.float(), "fired2": fired2.float()},
+                          params={"thr1": thr1, "thr2": thr2},
+                          ints={"start": self.depth * self.window, "window": self.window, "step0": int(step)})
+
+    def kernel_states(self, new, old, x_seq):
+        return new["v"].to(x_seq.dtype), new["fired1"] > 0.5, new["fired2"] > 0.5, int(old[3]) + x_seq.shape[0]
 
     def extra_repr(self) -> str:
         return f"window={self.window}, depth={self.depth}, " + super().extra_repr()

@@ -13,6 +13,8 @@ import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import Tensor
 
+from .cupy_backend import KernelCall, KernelSpec
+
 BACKENDS = ("torch", "cupy")
 
 
@@ -77,7 +79,26 @@ class ConversionNode(neuron.BaseNode):
 
     def cupy_multi_step(self, inputs: tuple[Tensor, ...], states: tuple[object, ...]
                         ) -> tuple[tuple[Tensor, ...], tuple[object, ...]]:
+        """One fused kernel over all T steps (forward only: with gradients, the torch backend runs)."""
+        from .cupy_backend import launch
+
+        x_seq = inputs[0]
+        if self.needs_grad(x_seq, *(s for s in states if isinstance(s, Tensor)), *self.parameters()):
+            return self.torch_multi_step(inputs, states)
+        out, new_states = launch(self.kernel_spec(), x_seq, self.kernel_call(x_seq, states))
+        return (out,), self.kernel_states(new_states, states, x_seq)
+
+    def kernel_spec(self) -> KernelSpec:
+        """This node's dynamics for the CuPy backend (see ``cupy_backend.KernelSpec``)."""
         raise NotImplementedError(f"{type(self).__name__} has no CuPy kernel")
+
+    def kernel_call(self, x_seq: Tensor, states: tuple[object, ...]) -> KernelCall:
+        """States and parameters of one kernel launch, parameters already in ``x_seq``'s dtype."""
+        raise NotImplementedError(f"{type(self).__name__} has no CuPy kernel")
+
+    def kernel_states(self, new: dict[str, Tensor], old: tuple[object, ...], x_seq: Tensor) -> tuple[object, ...]:
+        """The kernel's float32 state registers back in this node's state format (default: input dtype)."""
+        return tuple(new[name].to(x_seq.dtype) for name in self.kernel_spec().states)
 
     @staticmethod
     def needs_grad(*tensors: Tensor) -> bool:

@@ -20,6 +20,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import ConversionNode, channel_view, inverse_softplus
+from .cupy_backend import KernelCall, KernelSpec
+
+_KERNEL = KernelSpec(
+    name="csqcfs",
+    states=("v",),
+    params=(("theta", "channel"),),
+    step="""
+v = ROUND(v + x);
+if (v >= theta) { o = theta; v = ROUND(v - theta); }
+""",
+)
 
 
 def floor_ste(x: Tensor) -> Tensor:
@@ -114,6 +125,17 @@ class CSQCFSNode(ConversionNode):
             torch.mul(fired, theta, out=out[t])
             v.sub_(out[t])
         return (out,), (v,)
+
+    def kernel_spec(self) -> KernelSpec:
+        return _KERNEL
+
+    def kernel_call(self, x_seq: Tensor, states) -> KernelCall:
+        theta = self.threshold.detach().to(x_seq.dtype)
+        channels = theta.numel() if theta.numel() > 1 else 1
+        inner = x_seq[0, 0, 0].numel() if channels > 1 else 1
+        if channels > 1 and (self.channel_dim != 1 or x_seq.shape[2] != channels):
+            raise ValueError(f"{channels} thresholds do not fit channel dim 1 of input {tuple(x_seq.shape)}")
+        return KernelCall(states={"v": states[0]}, params={"theta": theta}, channels=channels, inner=inner)
 
     def extra_repr(self) -> str:
         return f"channels={self.raw_threshold.numel()}, " + super().extra_repr()

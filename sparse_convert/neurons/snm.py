@@ -19,6 +19,24 @@ import torch
 from torch import Tensor, nn
 
 from .base import ConversionNode
+from .cupy_backend import KernelCall, KernelSpec
+
+_KERNEL = KernelSpec(
+    name="snm",
+    states=("v", "count"),
+    params=(("theta", "neuron"),),
+    step="""
+v = ROUND(v + x);
+float s = 0.0f;
+if (theta > 0.0f) {
+    if (v >= theta) s = 1.0f;
+    else if (v <= -theta && count > 0.0f) s = -1.0f;
+}
+count = ROUND(count + s);
+o = s * theta;
+v = ROUND(v - o);
+""",
+)
 
 
 class NeuronClip(nn.Module):
@@ -96,6 +114,13 @@ class SNMNode(ConversionNode):
             spike.mul_(theta)
             v.sub_(spike)
         return (out,), (v, count)
+
+    def kernel_spec(self) -> KernelSpec:
+        return _KERNEL
+
+    def kernel_call(self, x_seq: Tensor, states) -> KernelCall:
+        theta = self.threshold.to(x_seq.dtype).expand(x_seq.shape[2:]).contiguous()
+        return KernelCall(states={"v": states[0], "count": states[1]}, params={"theta": theta})
 
     def extra_repr(self) -> str:
         return f"neurons={tuple(self.threshold.shape)}, " + super().extra_repr()
