@@ -50,8 +50,11 @@ def train_ann(config: RunConfig, data: DataSplits, device: torch.device, progres
     model = build_model(config.model, data.num_classes, data.in_shape, **config.model_options).to(device)
     optimizer = make_optimizer(model.parameters(), config.train)
     steps = config.train.epochs * len(make_loader(data.train, config.train.batch_size, shuffle=False))
+    options = dict(config.topology_options)
+    if options.get("init_topology") == "csti":  # the correlated-input start needs training inputs
+        options["csti_inputs"] = torch.stack([data.train[i][0] for i in range(min(len(data.train), 10000))])
     topology = build_topology(config.topology, model, optimizer, config.sparsity, total_steps=steps,
-                              seed=config.seed, **config.topology_options)
+                              seed=config.seed, **options)
     fit(model, data.train, config.train, device=device, seed=config.seed, optimizer=optimizer,
         after_step=topology.step, desc=f"ANN {config.model}", progress=progress)
     return model, topology.summary()
