@@ -13,13 +13,13 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from sparse_convert.neurons import AECNode, CSQCFSNode, SNMNode, set_backend
+from sparse_convert.neurons import AECNode, CSQCFSNode, SNMNode, STBIFNode, set_backend
 from sparse_convert.neurons.aec import INITS, AECActivation
 from sparse_convert.neurons.cupy_backend import (
     KernelSpec,
     c_source,
-    cupy_available,
     cuda_source,
+    cupy_available,
     kernel_arguments,
 )
 
@@ -32,6 +32,7 @@ def make_nodes(shape, generator):
         "csqcfs": CSQCFSNode(torch.randn(channels, generator=generator)),
         "snm": SNMNode(torch.rand(shape, generator=generator) * (torch.rand(shape, generator=generator) > 0.1)),
         "aec": AECNode(aec.code.as_dict(), window=4, depth=2),
+        "stbif": STBIFNode(0.37, -8, 7),
     }
 
 
@@ -88,7 +89,7 @@ def run_c(lib, spec: KernelSpec, x_seq, call):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
-@pytest.mark.parametrize("name", ["csqcfs", "snm", "aec"])
+@pytest.mark.parametrize("name", ["csqcfs", "snm", "aec", "stbif"])
 @pytest.mark.parametrize("shape", [(3, 2, 2), (3,)], ids=["conv", "linear"])
 def test_generated_c_equals_the_torch_backend(c_kernels, name, dtype, shape):
     if (name, dtype) not in c_kernels:
@@ -170,7 +171,7 @@ def test_asking_for_cupy_without_it_says_what_to_install():
 @pytest.mark.cuda
 @pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
-@pytest.mark.parametrize("name", ["csqcfs", "snm", "aec"])
+@pytest.mark.parametrize("name", ["csqcfs", "snm", "aec", "stbif"])
 @pytest.mark.parametrize("shape", [(8, 5, 5), (16,)], ids=["conv", "linear"])
 def test_cupy_kernels_equal_the_torch_backend(name, dtype, shape):
     g = torch.Generator().manual_seed(11)

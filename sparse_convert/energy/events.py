@@ -6,7 +6,8 @@ padding mode, dilation and groups), the number of nonzero weights that input pos
 for Linear, one float64 backward pass through the convolution for Conv2d, once per
 layer and input shape. The events of any input are then ``Σ_i [x_i ≠ 0] · fanout[i]``:
 a matrix-vector product, no second pass through the layer. Signed and scaled spikes
-count by ``x ≠ 0``.
+count by ``x ≠ 0``. A product of two activations counts the pairs of nonzero entries that
+meet (``product_pairs``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def count_events(x: Tensor, fanout: Tensor, steps: int, workspace: dict | None =
         torch.mv(rows, fanout, out=per_row)
     # one sample at one step per row: every partial sum is an exact integer in fanout.dtype
     return per_row.view(steps, -1).sum(1, dtype=torch.float64)
+
+
+def product_pairs(a: Tensor, b: Tensor) -> Tensor:
+    """Pairs of nonzero entries that meet in ``a @ b``, per time step, float64 ``[T]``.
+
+    ``a`` is ``[T, ..., n, k]`` and ``b`` ``[T, ..., k, m]`` (leading dims broadcast as in
+    ``torch.matmul``): ``Σ_k nnz(a[..., :, k]) · nnz(b[..., k, :])`` summed over the
+    leading dims, two reductions and no product of masks.
+    """
+    if a.dim() < 3 or b.dim() < 3 or a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"cannot count the products of shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    per_k = (a != 0).sum(-2) * (b != 0).sum(-1)  # [T, ..., k], int64
+    return per_k.reshape(per_k.shape[0], -1).sum(1).to(torch.float64)
 
 
 def _buffer(workspace: dict, name: str, shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:

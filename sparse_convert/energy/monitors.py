@@ -1,6 +1,6 @@
 """SpikingJelly monitors that reduce what they see to per-step counts as it happens.
 
-Both subclass ``spikingjelly.activation_based.monitor.BaseMonitor`` (hooks, ``records``,
+All subclass ``spikingjelly.activation_based.monitor.BaseMonitor`` (hooks, ``records``,
 ``enable``/``disable``, ``remove_hooks``, context manager) and never keep a ``[T, B, ...]``
 tensor: each hook call records one small ``[steps]`` vector. Set ``steps`` to the number
 of time steps in the next forward call (1 for single-step networks).
@@ -8,13 +8,22 @@ of time steps in the next forward call (1 for single-step networks).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from spikingjelly.activation_based import neuron
+from spikingjelly.activation_based.ann2snn.operators import TDLayerNorm, TDSoftmax
 from spikingjelly.activation_based.monitor import BaseMonitor
 from torch import Tensor, nn
 
+from ..neurons.spike_ops import SpikeMatMul, increment_operands
 from ..topology import SYNAPTIC_TYPES
-from .events import FanoutCache, count_events, input_shape
+from .events import FanoutCache, count_events, input_shape, product_pairs
+
+#: Modules that multiply two activations (attention's QKᵀ and AV in the SNN).
+PRODUCT_TYPES: tuple[type[nn.Module], ...] = (SpikeMatMul,)
+#: Spike-equivalent nonlinear operators whose work is reported apart from the energy, by kind.
+OPERATION_KINDS: dict[type[nn.Module], str] = {TDSoftmax: "softmax", TDLayerNorm: "layernorm"}
 
 
 class SynapticEventMonitor(BaseMonitor):
@@ -65,3 +74,84 @@ class SpikeCountMonitor(BaseMonitor):
         """Spikes per step since the last ``clear_recorded_data``, int64 ``[T]`` per node."""
         return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=torch.int64)
                 for name in self.monitored_layers}
+
+
+class ProductEventMonitor(BaseMonitor):
+    """Pairs of nonzero entries that meet per time step in every activation-activation product.
+
+    A ``SpikeMatMul`` adds ``A_{t−1} @ b_t + a_t @ B_t`` at step t (``A``, ``B`` the running
+    sums of its operands ``a``, ``b``); its events are the pairs of nonzeros that meet in
+    those two products (``product_pairs``). The hook reads the inputs and the running sums
+    before the call; the module is not changed.
+    """
+
+    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = PRODUCT_TYPES):
+        super().__init__()
+        self.steps = 1
+        for name, module in self._monitor_modules(net, instance):
+            self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+
+    def _make_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            if self.is_enable():
+                a_seq, b_seq = (x.detach() for x in args)
+                if module.step_mode == "s":
+                    a_seq, b_seq = a_seq.unsqueeze(0), b_seq.unsqueeze(0)
+                states = module.materialize_states((a_seq, b_seq), tuple(module._memories.values()), "m")
+                a_prev, b_cum = increment_operands(a_seq, b_seq, *states)
+                self._record(name, product_pairs(a_prev, b_seq) + product_pairs(a_seq, b_cum))
+        return hook
+
+    def per_layer(self) -> dict[str, Tensor]:
+        """Events per step since the last ``clear_recorded_data``, float64 ``[T]`` per product."""
+        return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=torch.float64)
+                for name in self.monitored_layers}
+
+
+class OperationCountMonitor(BaseMonitor):
+    """Element operations per time step of spike-equivalent softmax and LayerNorm, by kind (``OPERATION_KINDS``).
+
+    At each step such an operator re-evaluates ``f`` on the rows (softmax rows, LayerNorm
+    groups) whose input increment is nonzero; each element of such a row counts one
+    operation. These counts are reported beside the energy, not in it.
+    """
+
+    def __init__(self, net: nn.Module, kinds: dict[type[nn.Module], str] | None = None):
+        super().__init__()
+        self.steps = 1
+        self.kinds = dict(OPERATION_KINDS if kinds is None else kinds)
+        self.kind_of: dict[str, str] = {}
+        for name, module in self._monitor_modules(net, tuple(self.kinds)):
+            self.kind_of[name] = next(k for t, k in self.kinds.items() if isinstance(module, t))
+            self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+
+    def _make_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            if self.is_enable():
+                x = args[0].detach()
+                if module.step_mode == "s":
+                    x = x.unsqueeze(0)
+                group = _group_dims(module, x.dim())
+                rows = (x != 0).movedim(group, tuple(range(-len(group), 0))).flatten(-len(group)).any(-1)
+                size = math.prod(x.shape[d] for d in group)
+                self._record(name, rows.reshape(x.shape[0], -1).sum(1, dtype=torch.float64) * size)
+        return hook
+
+    def per_kind(self) -> dict[str, Tensor]:
+        """Operations per step since the last ``clear_recorded_data``, float64 ``[T]`` per kind."""
+        totals: dict[str, Tensor] = {}
+        for name in self.monitored_layers:
+            if self[name]:
+                steps = torch.cat(self[name])
+                kind = self.kind_of[name]
+                totals[kind] = steps if kind not in totals else totals[kind] + steps
+        return totals
+
+
+def _group_dims(module: nn.Module, ndim: int) -> tuple[int, ...]:
+    """The dims of a ``[T, ...]`` input that one evaluation of ``module`` normalises together."""
+    shape = getattr(module, "normalized_shape", None)
+    if shape is not None:
+        return tuple(range(ndim - len(shape), ndim))
+    dim = getattr(module, "dim", -1)
+    return (dim % ndim,)

@@ -39,11 +39,13 @@ def trace_synapse_roles(
     *,
     input_spikes: Tensor | None = None,
     spiking_types: type | tuple[type, ...] = neuron.BaseNode,
+    product_types: type | tuple[type, ...] = (),
 ) -> dict[str, str]:
-    """``{layer name: "mac" | "ac"}`` for every Linear / Conv2d that ``run()`` calls.
+    """``{layer name: "mac" | "ac"}`` for every Linear / Conv2d (and ``product_types`` module) that ``run()`` calls.
 
     ``run`` performs one forward pass of ``net``; pass its input as ``input_spikes`` when
-    the network is fed spikes (an encoder that emits spikes).
+    the network is fed spikes (an encoder that emits spikes). A product of two
+    activations does ACs when both operands come from spiking nodes, MACs otherwise.
     """
     spike_storages: set[int] = set()
     keep: list[Tensor] = []  # holding references keeps storages from being reused mid-trace
@@ -64,9 +66,11 @@ def trace_synapse_roles(
                 if _storage(args[0]) in spike_storages:
                     mark(out)
             hooks.append(m.register_forward_hook(passive))
-        elif isinstance(m, SYNAPTIC_TYPES):
-            def synaptic(mod, args, name=name):
-                role = AC if _storage(args[0]) in spike_storages else MAC
+        elif isinstance(m, SYNAPTIC_TYPES) or (product_types and isinstance(m, product_types)):
+            operands = 2 if product_types and isinstance(m, product_types) else 1
+
+            def synaptic(mod, args, name=name, operands=operands):
+                role = AC if all(_storage(x) in spike_storages for x in args[:operands]) else MAC
                 roles[name] = MAC if roles.get(name) == MAC else role
             hooks.append(m.register_forward_pre_hook(synaptic))
     try:

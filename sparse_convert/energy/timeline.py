@@ -3,6 +3,10 @@
 Index ``t-1`` of every curve is the value for a run of ``t`` steps: accuracy of the output
 accumulated over steps ``1..t``; MASFR(t) = Σ_neurons Σ_{s≤t} |spike| / (t · N) (paper
 Eq. 2, averaged over images); MACs, ACs and energy per image summed over steps ``1..t``.
+MACs and ACs include the pairs of nonzeros that meet in activation-activation products
+(attention), with the role of a synaptic layer. The element operations of spike-equivalent
+softmax and LayerNorm are reported apart in ``other_ops`` and are not in the energy: the
+paper's energy model (§2.2) prices MACs and ACs only.
 The network runs in chunks of ``chunk`` steps with its state carried across chunks, so
 memory does not grow with ``t_max``; only ``[t]`` vectors are kept.
 """
@@ -19,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..training import make_loader
 from .model import EnergyModel
-from .monitors import SpikeCountMonitor, SynapticEventMonitor
+from .monitors import PRODUCT_TYPES, OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
 from .roles import MAC, trace_synapse_roles
 
 
@@ -37,10 +41,12 @@ class TimeCurves:
     neurons: int
     roles: dict[str, str] = field(default_factory=dict)
     layer_events: dict[str, float] = field(default_factory=dict)  # per image over all t_max steps
+    other_ops: dict[str, list[float]] = field(default_factory=dict)  # per image, by kind; not in energy_uj
 
     def per_step(self) -> dict[str, list]:
-        """The ``per_step`` block of ``result.json``."""
-        return {k: getattr(self, k) for k in ("t", "accuracy", "masfr", "mac", "ac", "energy_uj")}
+        """The ``per_step`` block of ``result.json``; ``other_ops`` kinds appear as ``<kind>_ops`` when present."""
+        curves = {k: getattr(self, k) for k in ("t", "accuracy", "masfr", "mac", "ac", "energy_uj")}
+        return {**curves, **{f"{kind}_ops": values for kind, values in self.other_ops.items()}}
 
     def at(self, t: int) -> dict[str, float]:
         """Every curve's value for a run of ``t`` steps."""
@@ -99,26 +105,31 @@ def evaluate_over_time(
     mac = torch.zeros(t_max, dtype=torch.float64)
     ac = torch.zeros(t_max, dtype=torch.float64)
     layer_totals: dict[str, float] = {}
+    other: dict[str, Tensor] = {}
     images = neurons = 0
     traced: dict[str, str] | None = None
 
     events = SynapticEventMonitor(snn)
     firing = SpikeCountMonitor(snn)
+    products = ProductEventMonitor(snn)
+    operations = OperationCountMonitor(snn)
+    monitors = (events, firing, products, operations)
     try:
         for x, y in tqdm(loader, desc=f"SNN t<={t_max}", disable=not progress, leave=False):
             x, y = x.to(device), y.to(device)
             if torch.isnan(x).any():
                 raise ValueError("input batch contains NaN")
             if traced is None:
-                traced = _trace_roles(snn, encoder, x[:1], events, firing)
+                traced = _trace_roles(snn, encoder, x[:1], *monitors)
                 traced.update(roles or {})
             functional.reset_net(snn)
-            events.clear_recorded_data()
-            firing.clear_recorded_data()
+            for m in monitors:
+                m.clear_recorded_data()
             total = None
             for t0 in range(0, t_max, chunk):
                 k = min(chunk, t_max - t0)
-                events.steps = firing.steps = k
+                for m in monitors:
+                    m.steps = k
                 out = snn(encoder.encode(x, t0, k))
                 if out.shape[:2] != (k, len(y)):
                     raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
@@ -126,7 +137,7 @@ def evaluate_over_time(
                 total = acc_out[-1]
                 correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
             functional.reset_net(snn)
-            for name, per_step in events.per_layer().items():
+            for name, per_step in {**events.per_layer(), **products.per_layer()}.items():
                 role = traced.get(name)
                 if role is None:  # layer not reached by the trace input; count it as analog
                     role = MAC
@@ -134,11 +145,13 @@ def evaluate_over_time(
                 layer_totals[name] = layer_totals.get(name, 0.0) + float(per_step.sum())
             for per_step in firing.per_layer().values():
                 spikes += per_step.double().cpu()
+            for kind, per_step in operations.per_kind().items():
+                other[kind] = other.get(kind, torch.zeros(t_max, dtype=torch.float64)) + per_step.cpu()
             neurons = sum(firing.neurons_seen.values()) // len(y)
             images += len(y)
     finally:
-        events.remove_hooks()
-        firing.remove_hooks()
+        for m in monitors:
+            m.remove_hooks()
     if images == 0:
         raise ValueError("cannot evaluate on an empty dataset")
 
@@ -157,6 +170,7 @@ def evaluate_over_time(
         neurons=neurons,
         roles=dict(sorted((traced or {}).items())),
         layer_events={k: v / images for k, v in layer_totals.items()},
+        other_ops={kind: (ops.cumsum(0) / images).tolist() for kind, ops in sorted(other.items())},
     )
 
 
@@ -169,7 +183,7 @@ def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str
         functional.reset_net(snn)
         x_seq = encoder.encode(x, 0, 1)
         spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
-        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in)
+        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in, product_types=PRODUCT_TYPES)
     finally:
         functional.reset_net(snn)
         for m in monitors:

@@ -79,6 +79,7 @@ class AEC(ConversionMethod):
 
     name = "aec"
     time_mode = "window"
+    epoch_options = ("epochs",)
     Options = AECOptions
 
     def prepare(self, ann: nn.Module, ctx: MethodContext) -> nn.Module:

@@ -39,10 +39,12 @@ class ConversionMethod(ABC):
 
     ``time_mode`` is ``"integrate"`` when one run of ``t_max`` steps gives every T (methods
     1, 2, 4) and ``"window"`` when T is a window size that needs a run per T (method 3).
+    ``epoch_options`` names the options that set the epochs of its fine-tuning stages.
     """
 
     name: ClassVar[str]
     time_mode: ClassVar[Literal["integrate", "window"]] = "integrate"
+    epoch_options: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type]
 
     def __init__(self, **options: Any):
@@ -62,6 +64,11 @@ class ConversionMethod(ABC):
 
         ``window`` is the window size T of a ``"window"`` method and must be ``None`` otherwise.
         """
+
+    @classmethod
+    def with_stage_epochs(cls, epochs: int) -> dict[str, int]:
+        """Options that give every fine-tuning stage of this method ``epochs`` epochs."""
+        return {name: epochs for name in cls.epoch_options}
 
     def windows(self, t_max: int) -> list[int]:
         """Window sizes evaluated up to ``t_max`` (only for ``time_mode == "window"``)."""

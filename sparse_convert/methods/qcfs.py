@@ -58,6 +58,7 @@ class QCFS(ConversionMethod):
     """CS-QCFS conversion: quantized clip-floor-shift ANN → IF neurons with channel-wise thresholds."""
 
     name = "qcfs"
+    epoch_options = ("layer_epochs", "channel_epochs")
     Options = QCFSOptions
 
     def prepare(self, ann: nn.Module, ctx: MethodContext) -> nn.Module:

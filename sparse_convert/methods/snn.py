@@ -18,7 +18,10 @@ from ..neurons.base import channel_view
 
 
 class TimeFold(nn.Module):
-    """Run a multi-step node on a time-folded batch: ``[T·B, ...] → node([T, B, ...]) → [T·B, ...]``."""
+    """Run a multi-step node on a time-folded batch: ``[T·B, ...] → node([T, B, ...]) → [T·B, ...]``.
+
+    A node of several inputs (a product of two activations) gets each of them unfolded.
+    """
 
     def __init__(self, node: nn.Module):
         super().__init__()
@@ -26,10 +29,11 @@ class TimeFold(nn.Module):
         self.node = node
         self.steps = 1
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.shape[0] % self.steps:
-            raise ValueError(f"batch of {x.shape[0]} is not a multiple of steps={self.steps}")
-        return self.node(x.unflatten(0, (self.steps, -1))).flatten(0, 1)
+    def forward(self, *xs: Tensor) -> Tensor:
+        for x in xs:
+            if x.shape[0] % self.steps:
+                raise ValueError(f"batch of {x.shape[0]} is not a multiple of steps={self.steps}")
+        return self.node(*(x.unflatten(0, (self.steps, -1)) for x in xs)).flatten(0, 1)
 
 
 class DirectEncoder:
@@ -44,6 +48,22 @@ class DirectEncoder:
     def encode(self, x: Tensor, t0: int, steps: int) -> Tensor:
         """Steps ``t0 .. t0+steps-1`` of the input sequence, ``[steps, B, ...]`` (contiguous)."""
         return x.unsqueeze(0).expand(steps, *x.shape).contiguous()
+
+
+class FirstStepEncoder:
+    """Analog first-step encoding (SpikeZIP-TF's ``analog``): the image at step 0, zeros afterwards.
+
+    The first synaptic layer receives analog values, so its events are MACs.
+    """
+
+    emits_spikes = False
+
+    def encode(self, x: Tensor, t0: int, steps: int) -> Tensor:
+        """Steps ``t0 .. t0+steps-1`` of the input sequence, ``[steps, B, ...]``."""
+        seq = x.new_zeros((steps, *x.shape))
+        if t0 == 0:
+            seq[0] = x
+        return seq
 
 
 class SpikingNetwork(nn.Module):
@@ -84,11 +104,14 @@ class BiasOnce(base.MemoryModule):
     Conversions that send each value once (AEC's windows, analog first-step input) move a
     synaptic layer's bias here, so that summing the layer's output over time counts the
     bias once. Multi-step: takes ``[T, B, C, ...]``; counts steps until ``reset``.
+    ``channel_dim=None`` adds a ``bias`` shaped like one sample (e.g. a ViT's class token
+    and position embedding, ``[N, D]``) instead of one value per channel.
     """
 
-    def __init__(self, bias: Tensor, at_step: int = 0, channel_dim: int = 1):
+    def __init__(self, bias: Tensor, at_step: int = 0, channel_dim: int | None = 1):
         super().__init__()
-        self.register_buffer("bias", bias.detach().clone().reshape(-1))
+        bias = bias.detach().clone()
+        self.register_buffer("bias", bias if channel_dim is None else bias.reshape(-1))
         self.at_step = int(at_step)
         self.channel_dim = channel_dim
         self.register_memory("step", 0)
@@ -100,18 +123,24 @@ class BiasOnce(base.MemoryModule):
         if not 0 <= local < x_seq.shape[0]:
             return x_seq
         x_seq = x_seq.clone()
-        x_seq[local] += channel_view(self.bias, x_seq.dim() - 1, self.channel_dim).to(x_seq.dtype)
+        bias = self.bias if self.channel_dim is None else channel_view(self.bias, x_seq.dim() - 1, self.channel_dim)
+        x_seq[local] += bias.to(x_seq.dtype)
         return x_seq
 
     def single_step_forward(self, x: Tensor) -> Tensor:
         return self.multi_step_forward(x.unsqueeze(0))[0]
 
     def extra_repr(self) -> str:
-        return f"channels={self.bias.numel()}, at_step={self.at_step}"
+        size = f"shape={tuple(self.bias.shape)}" if self.channel_dim is None else f"channels={self.bias.numel()}"
+        return f"{size}, at_step={self.at_step}"
 
 
 def move_bias_to_first_step(model: nn.Module, names: list[str] | None = None) -> list[str]:
-    """Replace each named synaptic layer (default: all with a bias) by ``[layer without bias, BiasOnce]``."""
+    """Replace each named synaptic layer (default: all with a bias) by ``[layer without bias, BiasOnce]``.
+
+    The bias goes along dim 1 of a convolution's output and the last dim of a Linear's
+    (so a Linear on tokens ``[B, N, C]`` works as one on ``[B, C]``).
+    """
     from ..topology import synaptic_layers
     from .transforms import replace_module
 
@@ -119,7 +148,7 @@ def move_bias_to_first_step(model: nn.Module, names: list[str] | None = None) ->
     names = [n for n, m in layers.items() if m.bias is not None] if names is None else names
     for name in names:
         layer = layers[name]
-        once = TimeFold(BiasOnce(layer.bias))
+        once = TimeFold(BiasOnce(layer.bias, channel_dim=-1 if isinstance(layer, nn.Linear) else 1))
         layer.bias = None
         replace_module(model, name, nn.Sequential(layer, once))
     return names

@@ -12,6 +12,8 @@ from .aec import AECActivation, AECEncoder, AECInit, AECNode, aec_code
 from .base import BACKENDS, ConversionNode, channel_view, inverse_softplus
 from .qcfs import SQCFS, CSQCFSNode, floor_ste
 from .snm import NeuronClip, SNMNode
+from .spike_ops import MatMul, SpikeMatMul, increment_operands
+from .stbif import LSQQuantizer, STBIFNode, level_bounds
 
 
 def set_backend(net: nn.Module, name: str) -> int:
@@ -25,5 +27,5 @@ def set_backend(net: nn.Module, name: str) -> int:
 
 
 __all__ = ["AECActivation", "AECEncoder", "AECInit", "AECNode", "BACKENDS", "ConversionNode", "CSQCFSNode",
-           "NeuronClip", "SNMNode", "SQCFS", "aec_code", "channel_view", "floor_ste", "inverse_softplus",
-           "set_backend"]
+           "LSQQuantizer", "MatMul", "NeuronClip", "SNMNode", "SQCFS", "STBIFNode", "SpikeMatMul", "aec_code",
+           "channel_view", "floor_ste", "increment_operands", "inverse_softplus", "level_bounds", "set_backend"]

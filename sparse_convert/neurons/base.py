@@ -19,10 +19,13 @@ BACKENDS = ("torch", "cupy")
 
 
 def channel_view(values: Tensor, ndim: int, channel_dim: int = 1) -> Tensor:
-    """Reshape a ``[C]`` tensor so it broadcasts against a tensor of ``ndim`` dims along ``channel_dim``."""
+    """Reshape a ``[C]`` tensor so it broadcasts against a tensor of ``ndim`` dims along ``channel_dim`` (< 0 counts
+    from the end)."""
     shape = [1] * ndim
     if values.numel() == 1:
         return values.reshape(shape)
+    if -ndim <= channel_dim < 0:
+        channel_dim += ndim
     if not 0 <= channel_dim < ndim:
         raise ValueError(f"{values.numel()} channel values need an input with a dim {channel_dim}, got {ndim} dims")
     shape[channel_dim] = values.numel()

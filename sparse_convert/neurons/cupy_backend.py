@@ -27,7 +27,8 @@ from functools import cache
 import torch
 from torch import Tensor
 
-INSTALL_HINT = "pip install 'sparse-convert[cupy]' (CuPy for CUDA 12; use the cupy wheel that matches your CUDA)"
+INSTALL_HINT = ("pip install 'sparse-convert[cupy]' (cupy-cuda13x, for torch's CUDA 13 build; "
+                "install cupy-cuda12x instead with a CUDA 12 torch)")
 LAYOUTS = ("channel", "neuron", "time", "scalar")
 THREADS = 256
 

@@ -34,8 +34,8 @@ if (v >= theta) { o = theta; v = ROUND(v - theta); }
 
 
 def floor_ste(x: Tensor) -> Tensor:
-    """``floor`` in the forward pass, identity in the backward pass."""
-    return x + (torch.floor(x) - x).detach()
+    """``floor`` in the forward pass (exactly: no rounding error from the trick), identity in the backward pass."""
+    return torch.floor(x).detach() + (x - x.detach())
 
 
 class SQCFS(nn.Module):
