@@ -1,4 +1,4 @@
-"""``sparse-convert``: the command line. Subcommands: ``run``, ``demo``.
+"""``sparse-convert``: the command line. Subcommands: ``run``, ``demo``, ``sweep``, ``report``.
 
 Bad input prints ``error: <what is wrong>`` and exits with status 2, leaving no partial
 output behind.
@@ -33,8 +33,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
     p.add_argument("--image-size", type=int, default=None, help="resize inputs to this side (default: native)")
     p.add_argument("--sparsity", type=float, default=0.0, help="fraction of removed links in sparse layers, [0, 1)")
-    p.add_argument("--topology", default="static", help="how masks are set and evolve (static, ...)")
-    p.add_argument("--method", default="qcfs", help="conversion method (qcfs, ...)")
+    p.add_argument("--topology", default="static",
+                   help="how masks are set and evolve: static, cht, set, rigl, magnitude, depgraph")
+    p.add_argument("--method", default="qcfs", help="conversion method: qcfs, snm, aec, spikezip")
     p.add_argument("--t-max", type=int, default=64, help="time steps to simulate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=30, help="ANN training epochs")
@@ -49,6 +50,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="topology option; repeatable")
     p.add_argument("--ann", default=None, metavar="FILE", help="skip training: load this ANN checkpoint (.safetensors)")
+    p.add_argument("--pretrained", default=None, metavar="FILE",
+                   help="start the model from these weights (a local .safetensors, e.g. timm's ViT-B/16)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--eval-batch-size", type=int, default=256)
     p.add_argument("--chunk", type=int, default=8, help="time steps simulated per forward call")
@@ -62,12 +65,15 @@ def _run_config(args: argparse.Namespace):
     from .training import FitConfig
 
     energy = {k: v for k, v in (("e_mac_pj", args.e_mac_pj), ("e_ac_pj", args.e_ac_pj)) if v is not None}
+    model_options = dict(args.model_opt)
+    if args.pretrained is not None:
+        model_options["pretrained"] = args.pretrained
     return RunConfig(
         model=args.model, dataset=args.dataset, method=args.method, sparsity=args.sparsity,
         topology=args.topology, t_max=args.t_max, seed=args.seed,
         train=FitConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                         weight_decay=args.weight_decay, optimizer=args.optimizer),
-        model_options=dict(args.model_opt), method_options=dict(args.method_opt),
+        model_options=model_options, method_options=dict(args.method_opt),
         topology_options=dict(args.topology_opt), data_root=args.data_root, download=args.download,
         image_size=args.image_size, eval_batch_size=args.eval_batch_size, chunk=args.chunk,
         device=args.device, **energy)
@@ -95,6 +101,35 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import BEST_FILE, load_sweep, print_progress, run_name, sweep
+
+    configs = load_sweep(args.file)
+    if args.dry_run:
+        for config in configs:
+            print(run_name(config.to_dict()))
+        print(f"{len(configs)} configurations")
+        return 0
+    summary = sweep(configs, args.out, workers=args.workers, backend=args.backend,
+                    report=None if args.quiet else print_progress)
+    print(f"{summary.line()} | results in {args.out}/runs, best configurations in {args.out}/{BEST_FILE}")
+    for name, error in summary.failed.items():
+        print(f"failed: {name}: {error}", file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .analysis.report import build_report, write_report
+    from .experiments.sweep import collect_results
+
+    results = collect_results(args.folder)
+    if not results:
+        raise ValueError(f"no result.json under {args.folder}: nothing to report")
+    written = write_report(build_report(results, source=str(args.folder)), args.out)
+    print(f"report: {written[0]} ({len(results)} runs; {len(written) - 1} figure and table files beside it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparse-convert", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--seed", type=int, default=0)
     p_demo.add_argument("--quiet", action="store_true")
     p_demo.set_defaults(func=_cmd_demo)
+    p_sweep = sub.add_parser("sweep", help="run a grid search described in a TOML file (resumable)")
+    p_sweep.add_argument("file", help="sweep file, e.g. examples/sweep_digits.toml")
+    p_sweep.add_argument("--out", required=True, help="sweep folder: runs/<name>/result.json, best.json")
+    p_sweep.add_argument("--workers", type=int, default=1, help="configurations run at once (default 1)")
+    p_sweep.add_argument("--backend", choices=["local", "ray"], default="local",
+                         help="local process pool, or Ray Tune (pip install 'sparse-convert[ray]')")
+    p_sweep.add_argument("--dry-run", action="store_true", help="list the configurations and exit")
+    p_sweep.add_argument("--quiet", action="store_true", help="no line per finished configuration")
+    p_sweep.set_defaults(func=_cmd_sweep)
+    p_report = sub.add_parser("report", help="tables, figures and statistics of a folder of results")
+    p_report.add_argument("folder", help="folder searched for result.json files (a sweep's or the demo's --out)")
+    p_report.add_argument("--out", required=True, help="Markdown report to write; figures and tables go beside it")
+    p_report.set_defaults(func=_cmd_report)
     return parser
 
 

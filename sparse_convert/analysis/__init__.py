@@ -1,6 +1,28 @@
-"""Analysis of run results: saturation and time lag, tables and figures. Functions return values;
-writing files is left to the caller."""
+"""Analysis of run results: saturation and time lag, statistics, model selection, tables, figures and the
+report. Functions return values; writing files is left to the caller (``report.write_report``)."""
 
-from .saturation import Saturation, best_window, relative_improvements, saturation_time, time_lag
+from .saturation import (
+    Saturation,
+    best_window,
+    relative_improvements,
+    result_saturation,
+    saturation_block,
+    saturation_time,
+    time_lag,
+)
+from .selection import Selection, best_runs, select_best
+from .statistics import (
+    MannWhitneyTest,
+    SaturationSample,
+    WilcoxonTest,
+    mann_whitney_test,
+    saturation_order_test,
+    saturation_sample,
+    time_lag_test,
+    wilcoxon_test,
+)
 
-__all__ = ["Saturation", "best_window", "relative_improvements", "saturation_time", "time_lag"]
+__all__ = ["MannWhitneyTest", "Saturation", "SaturationSample", "Selection", "WilcoxonTest", "best_runs",
+           "best_window", "mann_whitney_test", "relative_improvements", "result_saturation", "saturation_block",
+           "saturation_order_test", "saturation_sample", "saturation_time", "select_best", "time_lag",
+           "time_lag_test", "wilcoxon_test"]

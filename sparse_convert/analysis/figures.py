@@ -1,36 +1,47 @@
 """The paper's figures from run results; each function returns a matplotlib ``Figure``.
 
-Figure 2: SNN accuracy vs T, one row per (model, dataset), one column per method; dense
-runs black, sparse red, ANN accuracy dashed, the chosen T marked.
+* Figure 2, ``accuracy_figure``: SNN accuracy vs T, one row per (model, dataset), one
+  column per method; dense runs black, sparse red, ANN accuracy dashed, the chosen T
+  marked (★: accuracy saturation, or AEC's best window; AEC is drawn at its windows).
+* ``masfr_figure``: MASFR vs T in the same grid, with the MASFR saturation point (●), the
+  accuracy saturation time (dotted line) and the time lag between them (arrow).
+* Figure 3, ``time_lag_figure``: (a) MASFR vs accuracy saturation time per run, dense and
+  sparse panels, y = x line, the region above it (firing rate saturates first) shaded,
+  colour = number of runs on that point; (b) the time-lag distributions, dense black and
+  sparse red, dashed lines at the means.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # figures are written to files; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from scipy.stats import gaussian_kde  # noqa: E402
 
 from ..fileio import atomic_path  # noqa: E402
+from .saturation import result_saturation  # noqa: E402
+from .selection import connectivity  # noqa: E402
+from .statistics import saturation_sample  # noqa: E402
 
 COLORS = {"dense": "black", "sparse": "tab:red"}
+SHADE = "tab:green"
+#: Fewest distinct-valued samples for a kernel density estimate; fewer get a histogram.
+KDE_MIN_SAMPLES = 5
 
 
-def _kind(result: dict) -> str:
-    return "sparse" if result["config"]["sparsity"] > 0 else "dense"
-
-
-def accuracy_figure(results: Iterable[dict]) -> Figure:
-    """Figure 2: accuracy (%) over T per (model, dataset) row and method column."""
-    results = list(results)
+def _grid(results: list[dict], what: str) -> tuple[Figure, np.ndarray, list, list, dict]:
+    """A (model, dataset) × method grid of axes, and the runs of each cell."""
     if not results:
-        raise ValueError("no results to plot")
+        raise ValueError(f"no results to plot for the {what} figure")
     rows = sorted({(r["config"]["model"], r["config"]["dataset"]) for r in results})
     cols = sorted({r["config"]["method"] for r in results})
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)),
@@ -38,31 +49,134 @@ def accuracy_figure(results: Iterable[dict]) -> Figure:
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         cells[(r["config"]["model"], r["config"]["dataset"], r["config"]["method"])].append(r)
+    for key in cells:
+        cells[key].sort(key=lambda r: (connectivity(r), r["config"]["seed"]))
+    return fig, axes, rows, cols, cells
+
+
+def _label(r: dict, seen: set) -> str | None:
+    kind = connectivity(r)
+    if kind in seen:
+        return None
+    seen.add(kind)
+    return f"{kind} (density {r['density']['network']:.2f})"
+
+
+def _defined(steps: list[int], values: list[float | None], scale: float = 1.0) -> tuple[list, list]:
+    pts = [(t, scale * v) for t, v in zip(steps, values) if v is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _curve_grid(results: Iterable[dict], what: str, key: str, scale: float,
+                decorate: Callable[[Axes, dict, str, int], None]) -> Figure:
+    """One panel per (model, dataset) row and method column with ``per_step[key]`` over T per run
+    (window-mode runs as points); ``decorate(ax, result, color, runs in the panel)`` adds the marks."""
+    results = list(results)
+    fig, axes, rows, cols, cells = _grid(results, what)
     for i, (model, dataset) in enumerate(rows):
         for j, method in enumerate(cols):
             ax = axes[i][j]
-            seen_labels = set()
-            for r in sorted(cells.get((model, dataset, method), []), key=lambda r: (_kind(r), r["config"]["seed"])):
-                kind = _kind(r)
-                color = COLORS[kind]
-                label = None if kind in seen_labels else f"{kind} (density {r['density']['network']:.2f})"
-                seen_labels.add(kind)
-                steps = r["per_step"]["t"]
-                acc = r["per_step"]["accuracy"]
-                pts = [(t, 100 * a) for t, a in zip(steps, acc) if a is not None]
+            seen: set = set()
+            panel = cells.get((model, dataset, method), [])
+            for r in panel:
+                color = COLORS[connectivity(r)]
+                ts, values = _defined(r["per_step"]["t"], r["per_step"][key], scale)
                 style = "o-" if r.get("time_mode") == "window" else "-"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, lw=1.2, ms=3, label=label)
-                ax.axhline(100 * r["ann_accuracy"], color=color, ls="--", lw=0.8)
-                chosen = r["chosen"]
-                ax.plot([chosen["t"]], [100 * chosen["accuracy"]], marker="*", ms=11, color=color,
-                        markeredgecolor="white", zorder=5)
+                ax.plot(ts, values, style, color=color, lw=1.2, ms=3, label=_label(r, seen))
+                decorate(ax, r, color, len(panel))
             ax.set_title(f"{model} / {dataset} / {method}", fontsize=9)
             ax.set_xlabel("time steps T")
-            ax.set_ylabel("SNN accuracy (%)")
+            ax.set_ylabel(what)
             ax.grid(alpha=0.3)
-            if seen_labels:
+            if seen:
                 ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+def _mark_ann_and_chosen(ax: Axes, r: dict, color: str, _: int) -> None:
+    ax.axhline(100 * r["ann_accuracy"], color=color, ls="--", lw=0.8)
+    chosen = r["chosen"]
+    ax.plot([chosen["t"]], [100 * chosen["accuracy"]], marker="*", ms=11, color=color,
+            markeredgecolor="white", zorder=5)
+
+
+def accuracy_figure(results: Iterable[dict]) -> Figure:
+    """Figure 2: accuracy (%) over T per (model, dataset) row and method column."""
+    return _curve_grid(results, "SNN accuracy (%)", "accuracy", 100.0, _mark_ann_and_chosen)
+
+
+def masfr_figure(results: Iterable[dict]) -> Figure:
+    """MASFR over T per (model, dataset) row and method column, with saturation points and time lags."""
+    return _curve_grid(results, "MASFR", "masfr", 1.0,
+                       lambda ax, r, color, n: _mark_lag(ax, result_saturation(r), color, label_lag=n <= 2))
+
+
+def _mark_lag(ax: Axes, block: dict | None, color: str, label_lag: bool) -> None:
+    """MASFR saturation point, accuracy saturation line and the arrow from one to the other (labelled
+    with the lag when ``label_lag``)."""
+    if block is None:
+        return
+    rate, acc = block["masfr"], block["accuracy"]
+    if rate["saturated"]:
+        ax.plot([rate["t"]], [rate["value"]], "o", ms=7, color=color, markeredgecolor="white", zorder=5)
+    if acc["saturated"]:
+        ax.axvline(acc["t"], color=color, ls=":", lw=1.0)
+    if block["time_lag"] is not None:
+        ax.annotate("", xy=(acc["t"], rate["value"]), xytext=(rate["t"], rate["value"]),
+                    arrowprops={"arrowstyle": "->", "color": color, "lw": 1.0})
+        if label_lag:
+            ax.annotate(f"lag {block['time_lag']:+d}", xy=((acc["t"] + rate["t"]) / 2, rate["value"]),
+                        xytext=(0, 4), textcoords="offset points", ha="center", fontsize=7, color=color)
+
+
+def time_lag_figure(results: Iterable[dict]) -> Figure:
+    """Figure 3: (a) saturation-time scatter, dense and sparse panels; (b) time-lag distributions."""
+    sample = saturation_sample(results)
+    if not sample.pairs:
+        raise ValueError(f"no run with saturated accuracy and MASFR curves to plot ({sample.excluded_window} "
+                         f"window-mode runs, {sample.excluded_unsaturated} that never saturate)")
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.0), constrained_layout=True)
+    top = max(max(p.accuracy_t, p.masfr_t) for p in sample.pairs) + 1
+    most = max(Counter((p.sparse, p.masfr_t, p.accuracy_t) for p in sample.pairs).values())
+    for ax, (kind, sparse) in zip(axes[:2], (("dense", False), ("sparse", True))):
+        _saturation_scatter(ax, [(p.masfr_t, p.accuracy_t) for p in sample.of(sparse)], top, kind, most)
+    _lag_distribution(axes[2], {kind: sample.lags(kind == "sparse") for kind in COLORS})
+    return fig
+
+
+def _saturation_scatter(ax: Axes, points: list[tuple[int, int]], top: int, kind: str, most: int) -> None:
+    line = np.array([0, top])
+    ax.fill_between(line, line, top, color=SHADE, alpha=0.15, lw=0, label="accuracy saturates later")
+    ax.plot(line, line, color="gray", lw=1.0, label="y = x")
+    if points:
+        counts = Counter(points)
+        xy = np.array(list(counts))
+        dots = ax.scatter(xy[:, 0], xy[:, 1], c=list(counts.values()), cmap="viridis", s=30,
+                          edgecolors="black", linewidths=0.4, zorder=3, vmin=1, vmax=max(most, 2))
+        bar = ax.figure.colorbar(dots, ax=ax, label="overlapping runs")
+        bar.set_ticks(range(1, max(most, 2) + 1, max(1, most // 6)))
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="MASFR saturation time", ylabel="accuracy saturation time",
+           title=f"(a) {kind} SNNs (n = {len(points)})")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _lag_distribution(ax: Axes, lags: dict[str, list[int]]) -> None:
+    values = [v for vs in lags.values() for v in vs]
+    grid = np.linspace(min(values) - 3, max(values) + 3, 400)
+    for kind, vs in lags.items():
+        if not vs:
+            continue
+        color = COLORS[kind]
+        label = f"{kind} (n = {len(vs)}, mean {np.mean(vs):+.2f})"
+        if len(vs) >= KDE_MIN_SAMPLES and len(set(vs)) > 1:
+            ax.plot(grid, gaussian_kde(vs)(grid), color=color, lw=1.5, label=label)
+        else:
+            edges = np.arange(min(values) - 0.5, max(values) + 1.5)
+            ax.hist(vs, bins=edges, density=True, histtype="step", color=color, lw=1.5, label=label)
+        ax.axvline(float(np.mean(vs)), color=color, ls="--", lw=1.0)
+    ax.set(xlabel="time lag = accuracy − MASFR saturation time", ylabel="density", title="(b) time-lag distribution")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
 
 
 def save_figure(fig: Figure, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf"),

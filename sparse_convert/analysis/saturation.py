@@ -93,3 +93,20 @@ def best_window(windows: Sequence[int], accuracies: Sequence[float]) -> tuple[in
         raise ValueError("need one accuracy per window")
     best = max(range(len(windows)), key=lambda i: (accuracies[i], -windows[i]))
     return int(windows[best]), float(accuracies[best])
+
+
+def saturation_block(accuracy: Sequence[float], masfr: Sequence[float], *,
+                     tolerance: float = SATURATION_TOLERANCE, window: int = SATURATION_WINDOW) -> dict:
+    """The ``saturation`` block of ``result.json``: both curves' saturation and their time lag."""
+    acc = saturation_time(accuracy, tolerance=tolerance, window=window)
+    rate = saturation_time(masfr, tolerance=tolerance, window=window)
+    return {"accuracy": acc.to_dict(), "masfr": rate.to_dict(), "time_lag": time_lag(acc, rate)}
+
+
+def result_saturation(result: dict, *, tolerance: float = SATURATION_TOLERANCE,
+                      window: int = SATURATION_WINDOW) -> dict | None:
+    """``saturation_block`` of a run's ``per_step`` curves; ``None`` for a window-mode (AEC) run."""
+    if result.get("time_mode") != "integrate":
+        return None
+    per_step = result["per_step"]
+    return saturation_block(per_step["accuracy"], per_step["masfr"], tolerance=tolerance, window=window)

@@ -1,7 +1,9 @@
-"""Experiments: run configuration, the runner, result storage and the digits demo."""
+"""Experiments: run configuration, the runner, dense-vs-sparse pairs, result storage and the digits demo."""
 
 from .config import RunConfig
+from .pairs import run_dense_and_sparse, run_or_load
 from .runner import load_result, run
 from .store import load_checkpoint, save_checkpoint
 
-__all__ = ["RunConfig", "load_checkpoint", "load_result", "run", "save_checkpoint"]
+__all__ = ["RunConfig", "load_checkpoint", "load_result", "run", "run_dense_and_sparse", "run_or_load",
+           "save_checkpoint"]

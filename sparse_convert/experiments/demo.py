@@ -1,8 +1,10 @@
-"""The digits demo: a dense and a sparse MLP through every conversion method, with table and figure.
+"""The digits demo: a dense and a sparse MLP through every conversion method, with table, figures and report.
 
 Each (method, dense | sparse) run lands in ``OUT/runs/<method>-<dense|sparse>/``; a run
 whose ``result.json`` exists is reused, so an interrupted demo resumes. The ANN of each
-connectivity is trained once and shared by all methods through its checkpoint.
+connectivity is trained once and shared by all methods through its checkpoint. The
+table, figures and ``report.md`` are written by ``analysis.report``, as ``sparse-convert
+report`` writes them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.figures import accuracy_figure, save_figure
-from ..analysis.tables import table_1, table_a4, to_csv, to_markdown
-from ..fileio import write_text_atomic
+from ..analysis.report import build_report, write_report, write_table
+from ..analysis.tables import table_1, table_a4, to_percent
 from ..methods import available_methods
 from .config import RunConfig
-from .runner import load_result, run
-from .store import RESULT_FILE
+from .pairs import connectivity_folder, run_or_load
 
 DEMO_SPARSITY = 0.9
 TABLE_COLUMNS = ["method", "connectivity", "network_density", "ann_accuracy", "snn_accuracy", "T",
@@ -32,15 +32,16 @@ class DemoOutput:
     table_csv: Path
     figure: list[Path]
     rows: list[dict]
+    report: Path | None = None
 
 
 def demo_rows(results: list[dict]) -> list[dict]:
     """Table A4 rows with accuracies in %, and Table 1's reduction and change on the sparse rows."""
-    changes = {(r["dataset"], r["model"], r["method"]): r for r in table_1(results)}
+    changes = {(r["dataset"], r["model"], r["method"], r["topology"]): r for r in table_1(results)}
     rows = []
-    for row in table_a4(results):
-        row = dict(row, ann_accuracy=100 * row["ann_accuracy"], snn_accuracy=100 * row["snn_accuracy"])
-        change = changes.get((row["dataset"], row["model"], row["method"])) if row["connectivity"] == "sparse" else None
+    for row in to_percent(table_a4(results)):
+        key = (row["dataset"], row["model"], row["method"], row["topology"])
+        change = changes.get(key) if row["connectivity"] == "sparse" else None
         row["energy_reduction_pct"] = change["energy_reduction_pct"] if change else None
         row["accuracy_change_pts"] = change["accuracy_change_pts"] if change else None
         rows.append(row)
@@ -49,22 +50,22 @@ def demo_rows(results: list[dict]) -> list[dict]:
 
 def run_demo(out: str | os.PathLike, *, methods: list[str] | None = None, t_max: int = 64, seed: int = 0,
              sparsity: float = DEMO_SPARSITY, progress: bool = True) -> DemoOutput:
-    """Run the demo into ``out`` and write ``table.md``, ``table.csv`` and ``accuracy_vs_t.png``/``.pdf``."""
+    """Run the demo into ``out`` and write ``table.md``, ``table.csv``, ``report.md`` and its figures
+    (``accuracy_vs_t.png``/``.pdf`` among them)."""
     out = Path(out)
     methods = methods or available_methods()
     results = []
-    for kind, s in (("dense", 0.0), ("sparse", sparsity)):
+    for s in (0.0, sparsity):
         shared_ann = None
         for method in methods:
-            folder = out / "runs" / f"{method}-{kind}"
-            if not (folder / RESULT_FILE).is_file():
-                cfg = RunConfig(model="mlp", dataset="digits", method=method, sparsity=s, t_max=t_max, seed=seed)
-                run(cfg, folder, ann_checkpoint=shared_ann, progress=progress)
+            folder = connectivity_folder(out / "runs", method, s)
+            cfg = RunConfig(model="mlp", dataset="digits", method=method, sparsity=s, t_max=t_max, seed=seed,
+                            topology="cht" if s > 0 else "static")  # the sparse MLP is CHT-trained
+            results.append(run_or_load(cfg, folder, ann_checkpoint=shared_ann, progress=progress))
             shared_ann = shared_ann or folder / "ann.safetensors"
-            results.append(load_result(folder))
     rows = demo_rows(results)
-    table_md, table_csv = out / "table.md", out / "table.csv"
-    write_text_atomic(table_md, to_markdown(rows, TABLE_COLUMNS))
-    write_text_atomic(table_csv, to_csv(rows, TABLE_COLUMNS))
-    figure = save_figure(accuracy_figure(results), out / "accuracy_vs_t")
-    return DemoOutput(table_md, table_csv, figure, rows)
+    table_md, table_csv = write_table(rows, TABLE_COLUMNS, out / "table", formats=("md", "csv"))
+    report = build_report(results, title="sparse-convert demo: dense vs sparse MLP on digits", source=str(out))
+    written = write_report(report, out / "report.md")
+    figure = [p for p in written if p.stem == "accuracy_vs_t"]
+    return DemoOutput(table_md, table_csv, figure, rows, written[0])

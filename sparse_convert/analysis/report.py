@@ -1,0 +1,216 @@
+"""One Markdown report from a set of run results: run groups, Tables 1 / A4 / A2, Figures 2 and 3, and
+both statistical tests, in the order a reader needs them.
+
+``build_report`` returns the text, the table rows and the figures; ``write_report`` writes
+them (the Markdown file, each figure as PNG and PDF and each table as CSV and LaTeX next
+to it). Tables and Figure 2 show each group's selected configuration
+(``selection.select_best``: validation accuracy, never test); Figure 3 and the tests use
+every integrate-mode run, as the paper's §3.3 uses every grid-search run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from ..fileio import write_text_atomic
+from .figures import accuracy_figure, masfr_figure, save_figure, time_lag_figure
+from .selection import Selection, select_best
+from .statistics import (
+    MannWhitneyTest,
+    SaturationSample,
+    WilcoxonTest,
+    saturation_order_test,
+    saturation_sample,
+    time_lag_test,
+)
+from .tables import Row, table_1, table_a2, table_a4, to_csv, to_latex, to_markdown, to_percent
+
+TABLE_COLUMNS = {
+    "table_1": ["dataset", "model", "method", "topology", "energy_reduction_pct", "accuracy_change_pts",
+                "n_dense", "n_sparse"],
+    "table_a4": ["dataset", "model", "method", "connectivity", "topology", "network_density", "n", "ann_accuracy",
+                 "snn_accuracy", "T", "energy_uj"],
+    "table_a2": ["dataset", "model", "method", "topology", "network_sparsity_pct", "n", "T", "energy_uj",
+                 "snn_accuracy"],
+}
+
+
+@dataclass
+class Report:
+    """A report's Markdown text (which links ``<figure>.png``), its tables and its figures by file stem."""
+
+    markdown: str
+    tables: dict[str, list[Row]] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _group_line(s: Selection) -> str:
+    dataset, model, method, kind, topology = s.group
+    n = len(s.runs)
+    ts = [r["chosen"]["t"] for r in s.runs]
+    saturated = sum(r["chosen"]["rule"] == "accuracy saturation" for r in s.runs)
+    window = s.runs[0].get("time_mode") == "window"
+    rule = "best window" if window else f"accuracy saturated in {saturated} of {n}"
+    mean = lambda key, src="chosen": sum(r[src][key] for r in s.runs) / n  # noqa: E731
+    ann = sum(r["ann_accuracy"] for r in s.runs) / n
+    return (f"- **{dataset} / {model} / {method} / {kind}** ({topology}): best of {s.candidates} "
+            f"configuration{'s' if s.candidates > 1 else ''} over {n} seed{'s' if n > 1 else ''}, validation "
+            f"{_pct(s.val_accuracy)}; SNN test {_pct(mean('accuracy'))} at T = {sum(ts) / n:.3g} ({rule}), "
+            f"ANN {_pct(ann)}, {mean('energy_uj'):.3g} µJ/image.")
+
+
+def _wilcoxon_rows(sample: SaturationSample) -> tuple[list[Row], list[str]]:
+    rows, notes = [], []
+    for label, sparse in (("dense", False), ("sparse", True), ("all", None)):
+        try:
+            t: WilcoxonTest = saturation_order_test(sample, sparse)
+        except ValueError as err:
+            notes.append(f"{label}: not run ({err}).")
+            continue
+        rows.append({"runs": label, "n_pairs": t.n, "zero_differences": t.n_zero, "W_plus": t.statistic,
+                     "p_value": f"{t.p_value:.3g}", "rank_biserial_r": t.effect_size,
+                     "mean_lag": t.mean_difference, "median_lag": t.median_difference})
+    return rows, notes
+
+
+def _counted(labels: list[str]) -> str:
+    """``a ×2, b`` for a list of labels with repeats."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in counts.items())
+
+
+def _statistics_section(sample: SaturationSample) -> list[str]:
+    lines = ["## Statistics", "",
+             f"{len(sample.pairs)} integrate-mode runs whose accuracy and MASFR both saturate enter the tests; "
+             f"left out: {sample.excluded_window} window-mode runs (AEC: T is a window size, no time course) and "
+             f"{sample.excluded_unsaturated} runs whose accuracy or MASFR never saturates within T_max"
+             + (f" ({_counted(sample.unsaturated_runs)})." if sample.unsaturated_runs else "."), "",
+             "### Does accuracy saturate after the firing rate? One-sided Wilcoxon signed-rank test", "",
+             "H1: accuracy saturation time > MASFR saturation time (paired per run). Zero differences are "
+             "dropped (`n_pairs` counts them, `zero_differences` says how many); tied |differences| share their "
+             "average rank. Effect size: matched-pairs rank-biserial r = (R+ − R−)/(R+ + R−).", ""]
+    rows, notes = _wilcoxon_rows(sample)
+    if rows:
+        lines += [to_markdown(rows)]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    lines += ["### Do sparse and dense time lags differ? Two-sided Mann-Whitney U test", ""]
+    try:
+        t: MannWhitneyTest = time_lag_test(sample)
+    except ValueError as err:
+        return lines + [f"Not run: {err}.", ""]
+    row = {"n_sparse": t.n_a, "n_dense": t.n_b, "U_sparse": t.statistic, "p_value": f"{t.p_value:.3g}",
+           "rank_biserial": t.rank_biserial, "common_language": t.common_language,
+           "mean_lag_sparse": t.mean_a, "mean_lag_dense": t.mean_b}
+    return lines + ["Ties share their average rank. Effect sizes: rank-biserial = P(sparse lag > dense lag) − "
+                    "P(sparse < dense); common-language = P(sparse > dense) + P(equal)/2.", "",
+                    to_markdown([row])]
+
+
+def _figure(name: str, make: Callable[[list[dict]], Figure], results: list[dict], figures: dict[str, Figure],
+            caption: str) -> list[str]:
+    try:
+        figures[name] = make(results)
+    except ValueError as err:
+        return [f"Not drawn: {err}.", ""]
+    return [f"![{name}]({name}.png)", "", caption, ""]
+
+
+def build_report(results: Sequence[dict], *, title: str = "sparse-convert report", source: str | None = None
+                 ) -> Report:
+    """The report of ``results`` (run result dictionaries); raises ``ValueError`` when there are none."""
+    results = list(results)
+    if not results:
+        raise ValueError("no results to report")
+    try:
+        selections = select_best(results)
+        shown = [r for s in selections for r in s.runs]
+        selection_note = (f"Model selection: per group (dataset, model, method, dense/sparse, topology) the "
+                          f"configuration with the highest mean validation accuracy over its seeds, never the test "
+                          f"set; {len(shown)} of {len(results)} runs are shown in the tables and Figure 2.")
+    except ValueError as err:
+        selections, shown = [], results
+        selection_note = f"No model selection ({err}); tables and Figure 2 show every run."
+    cfgs = [r["config"] for r in results]
+    listing = lambda key: ", ".join(sorted({str(c[key]) for c in cfgs}))  # noqa: E731
+    lines = [f"# {title}", "",
+             f"{len(results)} runs{f' from `{source}`' if source else ''}: models {listing('model')}; datasets "
+             f"{listing('dataset')}; methods {listing('method')}; sparsities {listing('sparsity')}; seeds "
+             f"{listing('seed')}.", "", selection_note, "",
+             "Chosen T: accuracy saturation time for methods that integrate every step (paper §2.3.2: the "
+             "relative improvement stays ≤ 1 % for 10 steps; T_max when it never does), the best window for AEC. "
+             "Accuracies in %, energy in µJ per image at the chosen T.", ""]
+    if selections:
+        lines += ["## Run groups", ""] + [_group_line(s) for s in selections] + [""]
+
+    tables = {"table_1": table_1(shown), "table_a4": to_percent(table_a4(shown)),
+              "table_a2": to_percent(table_a2(shown))}
+    captions = {
+        "table_1": "## Table 1: energy reduction and accuracy change, sparse vs dense\n\nreduction = (E_dense − "
+                   "E_sparse) / E_dense × 100; accuracy change = sparse − dense SNN accuracy, in points.",
+        "table_a4": "## Table A4: T, energy and accuracy of each group\n\nMeans over the group's seeds (`n`).",
+        "table_a2": "## Table A2: CHT vs DepGraph pruning\n\nSparse SNNs of matched sparsity from CHT and from "
+                    "DepGraph; network-wise sparsity = 1 − density of all synaptic layers.",
+    }
+    for name, rows in tables.items():
+        lines += [captions[name], ""]
+        if rows:
+            lines += [to_markdown(rows, TABLE_COLUMNS[name])]
+        elif name == "table_1":
+            lines += ["No rows: needs dense and sparse runs of the same dataset, model and method.", ""]
+        else:
+            lines += ["No rows: needs sparse runs of both topologies `cht` and `depgraph` for one dataset, model "
+                      "and method." if name == "table_a2" else "No rows.", ""]
+
+    figures: dict[str, Figure] = {}
+    lines += ["## Figure 2: SNN accuracy vs T", ""]
+    lines += _figure("accuracy_vs_t", accuracy_figure, shown, figures,
+                     "Dense black, sparse red; dashed: ANN accuracy; ★: the chosen T (accuracy saturation, or AEC's "
+                     "best window, whose runs are drawn at their window sizes).")
+    lines += ["## Figure 3: saturation of firing rate and accuracy, and the time lag", ""]
+    lines += _figure("time_lag", time_lag_figure, results, figures,
+                     "(a) MASFR vs accuracy saturation time per integrate-mode run; above the y = x line (shaded) "
+                     "the firing rate saturates first; colour: number of runs on the point. (b) Time lag = accuracy "
+                     "− MASFR saturation time, dense black and sparse red (kernel density, or a histogram for few "
+                     "runs); dashed: means.")
+    lines += ["## MASFR vs T", ""]
+    lines += _figure("masfr_vs_t", masfr_figure, shown, figures,
+                     "●: MASFR saturation; dotted: accuracy saturation; arrow: the time lag.")
+    lines += _statistics_section(saturation_sample(results))
+    return Report("\n".join(lines).rstrip() + "\n", tables, figures)
+
+
+def write_table(rows: Sequence[Row], columns: Sequence[str], stem: str | os.PathLike,
+                formats: Sequence[str] = ("md", "csv", "tex")) -> list[Path]:
+    """Write ``rows`` as ``stem.md`` / ``stem.csv`` / ``stem.tex``; returns the paths written."""
+    render = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
+    paths = []
+    for ext in formats:
+        path = Path(f"{stem}.{ext}")
+        write_text_atomic(path, render[ext](rows, columns))
+        paths.append(path)
+    return paths
+
+
+def write_report(report: Report, path: str | os.PathLike) -> list[Path]:
+    """Write the Markdown to ``path`` and its figures (PNG, PDF) and tables (CSV, LaTeX) beside it."""
+    path = Path(path)
+    folder = path.parent
+    written = []
+    for name, fig in report.figures.items():
+        written += save_figure(fig, folder / name)
+    for name, rows in report.tables.items():
+        if rows:
+            written += write_table(rows, TABLE_COLUMNS[name], folder / name, formats=("csv", "tex"))
+    write_text_atomic(path, report.markdown)
+    return [path, *written]

@@ -1,0 +1,209 @@
+"""The paper's tests on saturation times (§3.3), through ``scipy.stats``, with sample sizes and effect sizes.
+
+* Wilcoxon signed-rank, one-sided, on paired (accuracy saturation time, MASFR saturation
+  time) of the same runs: does accuracy saturate later than the firing rate?
+* Mann-Whitney U, two-sided, on the time lags of sparse vs dense runs.
+
+Only runs that integrate every step (``time_mode == "integrate"``: methods 1, 2, 4; the
+paper uses 1 and 2) enter: an AEC run has a window size, not a time course, and no
+saturation. Runs whose accuracy or MASFR curve never saturates have no time lag; they
+are left out and counted, never given T_max.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .saturation import result_saturation
+
+#: Fewest pairs (Wilcoxon) or samples per group (Mann-Whitney) a test is run on.
+MIN_SAMPLES = 2
+
+
+@dataclass(frozen=True)
+class WilcoxonTest:
+    """One-sided (by default) Wilcoxon signed-rank test on paired samples ``x``, ``y`` (d = x − y).
+
+    ``n`` counts all pairs and ``n_zero`` those with d = 0 (handled by ``zero_method``).
+    ``effect_size`` is the matched-pairs rank-biserial correlation (R+ − R−) / (R+ + R−)
+    over the same ranks the test uses: +1 when every nonzero d is positive.
+    """
+
+    statistic: float
+    p_value: float
+    n: int
+    n_zero: int
+    effect_size: float
+    mean_difference: float
+    median_difference: float
+    alternative: str
+    zero_method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MannWhitneyTest:
+    """Mann-Whitney U test of sample ``a`` against ``b``; ``statistic`` is U of ``a``.
+
+    ``rank_biserial`` = 2·U/(n_a·n_b) − 1 = P(a > b) − P(a < b); ``common_language`` =
+    U/(n_a·n_b) = P(a > b) + P(a = b)/2, for one value drawn from each sample.
+    """
+
+    statistic: float
+    p_value: float
+    n_a: int
+    n_b: int
+    rank_biserial: float
+    common_language: float
+    mean_a: float
+    mean_b: float
+    median_a: float
+    median_b: float
+    alternative: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _sample(values: Sequence[float], name: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def wilcoxon_test(x: Sequence[float], y: Sequence[float], *, alternative: str = "greater",
+                  zero_method: str = "wilcox", method: str = "auto") -> WilcoxonTest:
+    """Wilcoxon signed-rank test of ``x − y`` via ``scipy.stats.wilcoxon``.
+
+    Tied |d| share their average rank (scipy's rule; its ``method="auto"`` then switches
+    from the exact null distribution to permutations or the normal approximation).
+    Zero differences follow ``zero_method``: ``"wilcox"`` drops them, ``"pratt"`` ranks
+    them and drops their ranks, ``"zsplit"`` splits their ranks between both signs.
+    Raises ``ValueError`` with fewer than ``MIN_SAMPLES`` pairs or when every d is 0.
+    """
+    a, b = _sample(x, "x"), _sample(y, "y")
+    if len(a) != len(b):
+        raise ValueError(f"paired samples must have the same length, got {len(a)} and {len(b)}")
+    if len(a) < MIN_SAMPLES:
+        raise ValueError(f"the Wilcoxon test needs at least {MIN_SAMPLES} pairs, got {len(a)}")
+    d = a - b
+    n_zero = int((d == 0).sum())
+    if n_zero == len(d):
+        raise ValueError(f"all {len(d)} paired differences are zero: the Wilcoxon test is undefined")
+    if zero_method not in ("wilcox", "pratt", "zsplit"):
+        raise ValueError(f"zero_method must be 'wilcox', 'pratt' or 'zsplit', got {zero_method!r}")
+    result = stats.wilcoxon(a, b, zero_method=zero_method, alternative=alternative, method=method)
+    return WilcoxonTest(float(result.statistic), float(result.pvalue), len(d), n_zero,
+                        _matched_rank_biserial(d, zero_method), float(d.mean()), float(np.median(d)),
+                        alternative, zero_method)
+
+
+def _matched_rank_biserial(d: np.ndarray, zero_method: str) -> float:
+    """(R+ − R−) / (R+ + R−) with the ranks of |d| that ``zero_method`` prescribes."""
+    ranked = d[d != 0] if zero_method == "wilcox" else d
+    ranks = stats.rankdata(np.abs(ranked))
+    r_plus = ranks[ranked > 0].sum()
+    r_minus = ranks[ranked < 0].sum()
+    if zero_method == "zsplit":
+        half = ranks[ranked == 0].sum() / 2
+        r_plus, r_minus = r_plus + half, r_minus + half
+    return float((r_plus - r_minus) / (r_plus + r_minus))
+
+
+def mann_whitney_test(a: Sequence[float], b: Sequence[float], *, alternative: str = "two-sided",
+                      method: str = "auto") -> MannWhitneyTest:
+    """Mann-Whitney U test of ``a`` vs ``b`` via ``scipy.stats.mannwhitneyu``.
+
+    Ties share their average rank; the normal approximation (used by ``"auto"`` when
+    there are ties or many samples) is tie-corrected by scipy. Raises ``ValueError`` when
+    a sample has fewer than ``MIN_SAMPLES`` values.
+    """
+    xa, xb = _sample(a, "a"), _sample(b, "b")
+    if len(xa) < MIN_SAMPLES or len(xb) < MIN_SAMPLES:
+        raise ValueError(f"the Mann-Whitney test needs at least {MIN_SAMPLES} values per sample, "
+                         f"got {len(xa)} and {len(xb)}")
+    result = stats.mannwhitneyu(xa, xb, alternative=alternative, method=method)
+    u = float(result.statistic)
+    pairs = len(xa) * len(xb)
+    return MannWhitneyTest(u, float(result.pvalue), len(xa), len(xb), 2 * u / pairs - 1, u / pairs,
+                           float(xa.mean()), float(xb.mean()), float(np.median(xa)), float(np.median(xb)),
+                           alternative)
+
+
+# -- from run results -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaturationPair:
+    """Accuracy and MASFR saturation times of one run."""
+
+    run: str
+    sparse: bool
+    accuracy_t: int
+    masfr_t: int
+
+    @property
+    def time_lag(self) -> int:
+        return self.accuracy_t - self.masfr_t
+
+
+@dataclass(frozen=True)
+class SaturationSample:
+    """The runs that enter the time-lag statistics, and how many were left out and why."""
+
+    pairs: list[SaturationPair]
+    excluded_window: int = 0
+    excluded_unsaturated: int = 0
+    unsaturated_runs: list[str] = field(default_factory=list)
+
+    def of(self, sparse: bool | None) -> list[SaturationPair]:
+        """The pairs of sparse (True), dense (False) or all (None) runs."""
+        return [p for p in self.pairs if sparse is None or p.sparse == sparse]
+
+    def lags(self, sparse: bool) -> list[int]:
+        return [p.time_lag for p in self.of(sparse)]
+
+
+def run_label(result: dict) -> str:
+    """A short readable name of a run: model/dataset/method/sparsity/seed."""
+    c = result["config"]
+    return f"{c['model']}/{c['dataset']}/{c['method']}/s{c['sparsity']:g}/seed{c['seed']}"
+
+
+def saturation_sample(results: Iterable[dict], **saturation_options: float) -> SaturationSample:
+    """Saturation times of every integrate-mode run, from its ``per_step`` curves.
+
+    ``saturation_options`` (``tolerance``, ``window``) go to ``result_saturation``; the
+    defaults are the paper's and reproduce the runner's ``saturation`` block.
+    """
+    pairs, window, unsaturated = [], 0, []
+    for r in results:
+        block = result_saturation(r, **saturation_options)
+        if block is None:
+            window += 1
+        elif block["time_lag"] is None:
+            unsaturated.append(run_label(r))
+        else:
+            pairs.append(SaturationPair(run_label(r), r["config"]["sparsity"] > 0,
+                                        block["accuracy"]["t"], block["masfr"]["t"]))
+    return SaturationSample(pairs, window, len(unsaturated), unsaturated)
+
+
+def saturation_order_test(sample: SaturationSample, sparse: bool | None = None, **options: str) -> WilcoxonTest:
+    """One-sided Wilcoxon: accuracy saturates later than MASFR, over sparse, dense or all runs."""
+    pairs = sample.of(sparse)
+    return wilcoxon_test([p.accuracy_t for p in pairs], [p.masfr_t for p in pairs], **options)
+
+
+def time_lag_test(sample: SaturationSample, **options: str) -> MannWhitneyTest:
+    """Two-sided Mann-Whitney U on time lags, sparse (``a``) vs dense (``b``)."""
+    return mann_whitney_test(sample.lags(True), sample.lags(False), **options)
