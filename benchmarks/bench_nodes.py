@@ -1,6 +1,6 @@
 """Each of our nodes' torch multi-step forward vs SpikingJelly 2.0's ``IFNode`` on the same tensor.
 
-Targets (issues 3, 4): ratio <= 1.5 on CPU. Inference (no grad), soft-reset IFNode as baseline.
+Targets (issues 3, 4, 6): ratio <= 1.5 on CPU. Inference (no grad), soft-reset IFNode as baseline.
 
     python benchmarks/bench_nodes.py [--device cpu]
 """
@@ -15,7 +15,7 @@ from common import machine, timeit
 from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
-from sparse_convert.neurons import AECNode, CSQCFSNode, SNMNode
+from sparse_convert.neurons import AECNode, CSQCFSNode, SNMNode, STBIFNode
 from sparse_convert.neurons.aec import INITS, AECActivation
 
 SHAPES = {"MLP [64, 128, 3000]": (64, 128, 3000), "conv [64, 32, 64, 16, 16]": (64, 32, 64, 16, 16)}
@@ -29,6 +29,7 @@ def node_factories(sample: tuple[int, ...]) -> dict[str, Callable[[], nn.Module]
         "CSQCFSNode": lambda: CSQCFSNode(torch.randn(sample[0], generator=g)),
         "SNMNode": lambda: SNMNode(torch.rand(sample, generator=g) + 0.5),
         "AECNode": lambda: AECNode(aec.code.as_dict(), window=32, depth=1),  # 32 decoding + 32 encoding steps
+        "STBIFNode": lambda: STBIFNode(0.25, -8, 7),  # SpikeZIP-TF, 16 signed levels
     }
 
 

@@ -8,11 +8,7 @@ from pathlib import Path
 import pytest
 from sweep_fixtures import cli_env
 
-from sparse_convert.methods import available_methods
-from sparse_convert.models import available_models
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SPIKEZIP_MISSING = ("spikezip" not in available_methods() or "vit_tiny" not in available_models())
 SMALL = {
     "mlp_cifar": ["--epochs", "3", "--method-epochs", "1", "--t-max", "8", "--out", "{out}"],
     "vgg16_cifar": ["--width", "0.0625", "--epochs", "1", "--method-epochs", "0", "--t-max", "4", "--sparse-only",
@@ -28,8 +24,7 @@ PARALLEL = 2
 def example_runs(tmp_path_factory):
     """Run the examples, ``PARALLEL`` at a time; returns {name: (return code, output)}."""
     root = tmp_path_factory.mktemp("examples")
-    names = [n for n in SMALL if not (n == "vit_imagenet" and SPIKEZIP_MISSING)]
-    pending, running, done = list(names), {}, {}
+    pending, running, done = list(SMALL), {}, {}
     while pending or running:
         while pending and len(running) < PARALLEL:
             name = pending.pop(0)
@@ -77,7 +72,6 @@ def test_plain_spikingjelly_network_gets_masks_and_exact_energy(example_runs):
     assert "T=  8: accuracy" in output
 
 
-@pytest.mark.skipif(SPIKEZIP_MISSING, reason="method 'spikezip' / model 'vit_tiny' (issue 6) not registered yet")
 def test_vit_example_converts_a_sparse_vit_with_spikezip(example_runs):
     output, _ = _ok(example_runs, "vit_imagenet")
     assert "ANN: accuracy" in output and "T=  8: accuracy" in output

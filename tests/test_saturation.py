@@ -69,5 +69,16 @@ def test_time_lag_signs():
     assert time_lag(acc, never) is None
 
 
+def test_a_latency_plateau_before_the_rise_is_not_saturation():
+    # a deep SNN: output silent (accuracy at chance) for 15 steps, then rising, flat from step 19
+    curve = [0.1] * 15 + [0.3, 0.6, 0.8, 0.9] + [0.9] * 30
+    sat = saturation_time(curve)
+    assert sat.t == 19 and sat.value == 0.9
+    assert saturation_time(curve, skip_latency=False).t == 1  # the literal rule
+    assert saturation_time([0.5] * 20).t == 1  # constant throughout: saturated from the start
+    falling = [0.5] * 12 + [0.4] * 20  # a first change that is a decrease is no latency
+    assert saturation_time(falling).t == saturation_time(falling, skip_latency=False).t == 1
+
+
 def test_best_window_picks_highest_accuracy_then_smallest_t():
     assert best_window([2, 4, 8, 16], [0.5, 0.9, 0.9, 0.8]) == (4, 0.9)

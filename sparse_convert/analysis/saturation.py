@@ -7,6 +7,13 @@ tolerance** (decreases count as "≤"). The returned t is therefore the last ste
 run of ``window`` flat steps; the curve's value there is reported with it. When no such
 run fits inside the curve, the result says ``saturated=False`` and ``t=None``: a curve
 that is still improving at T_max is never reported as saturating at T_max.
+
+Latency: a deep SNN's output layer receives nothing until spikes have crossed every
+layer (one per step), so its accuracy sits at a constant value (chance, or the class that
+wins ties) for its first steps and only then rises. Read literally, the rule calls that
+plateau saturation at t = 1. With ``skip_latency=True`` (the default) the search starts at
+the last step of a constant initial stretch that ends in a rise; a curve that is constant
+throughout still saturates at t = 1, and ``skip_latency=False`` gives the literal rule.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ def saturation_time(
     tolerance: float = SATURATION_TOLERANCE,
     window: int = SATURATION_WINDOW,
     t: Sequence[int] | None = None,
+    skip_latency: bool = True,
 ) -> Saturation:
     """Saturation of a curve sampled at consecutive steps ``t`` (default 1..len(values)); see module doc."""
     if window < 1:
@@ -69,15 +77,25 @@ def saturation_time(
     if any(b - a != 1 for a, b in zip(steps, steps[1:])):
         raise ValueError("saturation needs a curve at consecutive steps")
     flat = relative_improvements(values) <= tolerance
+    start = _latency(values) if skip_latency else 0
     run = 0
     # flat[i] is the improvement into step i+2 (index i+1); a run of `window` flat entries
     # ending at flat[j] starts after step index j - window + 1.
     for j, ok in enumerate(flat):
-        run = run + 1 if ok else 0
+        run = run + 1 if ok and j >= start else 0
         if run == window:
             i = j - window + 1
             return Saturation(True, steps[i], float(values[i]), tolerance, window)
     return Saturation(False, None, None, tolerance, window)
+
+
+def _latency(values: Sequence[float]) -> int:
+    """Index of the last step of a constant initial stretch that ends in a rise; 0 when there is none."""
+    first = values[0]
+    for k, v in enumerate(values):
+        if v != first:
+            return k - 1 if v > first else 0
+    return 0
 
 
 def time_lag(accuracy: Saturation, masfr: Saturation) -> int | None:

@@ -1,6 +1,8 @@
 """Vision Transformers from timm: ViT-B/16 (the paper's fourth row), any timm ViT by name, and a tiny ViT.
 
-All three are timm ``VisionTransformer``s built by the same code; weights come only from a
+All three are timm ``VisionTransformer``s built by the same code. Sparse runs mask their linear
+layers only: the patch embedding (a convolution) stays dense, as does the classifier
+(``topology.default_dense_layers``). Weights come only from a
 local safetensors file the user names (``pretrained=PATH``), never from a hub. On a
 machine with internet, save timm's weights once with
 ``safetensors.torch.save_file(timm.create_model(name, pretrained=True).state_dict(), PATH)``.
@@ -65,6 +67,7 @@ def _check_patch(in_shape: tuple[int, ...], model: nn.Module) -> None:
 
 def _finish(model: nn.Module, in_shape: tuple[int, ...], pretrained: str | os.PathLike | None) -> nn.Module:
     _check_patch(in_shape, model)
+    model.keep_dense = ("patch_embed.proj",)  # the paper sparsifies the linear layers; the classifier is dense too
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model

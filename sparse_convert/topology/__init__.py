@@ -15,6 +15,7 @@ from .masks import (
     apply_masks,
     attach_mask,
     attach_masks,
+    default_dense_layers,
     density,
     get_mask,
     is_synaptic,
@@ -43,6 +44,6 @@ __all__ = [
     "csti_mask", "input_correlation", "swi_", "swi_masked_",
     "MASK_NAME", "SYNAPTIC_TYPES", "Density", "apply_mask", "apply_masks", "attach_mask",
     "attach_masks", "density", "get_mask", "is_synaptic", "masked_layers",
-    "masks_from_state_dict", "output_layer_name", "random_masks", "remove_mask",
+    "masks_from_state_dict", "default_dense_layers", "output_layer_name", "random_masks", "remove_mask",
     "synaptic_layers",
 ]

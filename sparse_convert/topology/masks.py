@@ -57,6 +57,16 @@ def output_layer_name(model: nn.Module) -> str:
     return names[-1]
 
 
+#: Attribute by which a model names further layers it keeps dense (e.g. a ViT's patch embedding).
+KEEP_DENSE_ATTR = "keep_dense"
+
+
+def default_dense_layers(model: nn.Module) -> tuple[str, ...]:
+    """Layers kept dense unless told otherwise: the output layer (as in the paper) and any the model lists
+    in its ``keep_dense`` attribute."""
+    return (*getattr(model, KEEP_DENSE_ATTR, ()), output_layer_name(model))
+
+
 def get_mask(layer: nn.Module) -> Tensor | None:
     """The layer's boolean mask, or ``None`` when it is dense."""
     return getattr(layer, MASK_NAME, None) if MASK_NAME in layer._buffers else None
@@ -144,12 +154,12 @@ def random_masks(
 ) -> dict[str, Tensor]:
     """Attach uniformly random masks at ``sparsity`` (fraction of removed links) per layer.
 
-    Every synaptic layer except ``exclude`` (default: the output layer, kept dense as in
-    the paper) gets exactly ``round((1 - sparsity) * n)`` links. Returns the masks.
+    Every synaptic layer except ``exclude`` (default: ``default_dense_layers``, the output
+    layer as in the paper) gets exactly ``round((1 - sparsity) * n)`` links. Returns the masks.
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    skip = {output_layer_name(model)} if exclude is None else set(exclude)
+    skip = set(default_dense_layers(model) if exclude is None else exclude)
     masks = {}
     for name, layer in synaptic_layers(model).items():
         if name in skip or sparsity == 0.0:

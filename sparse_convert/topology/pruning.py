@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .masks import attach_mask, get_mask, output_layer_name, synaptic_layers
+from .masks import attach_mask, default_dense_layers, get_mask, synaptic_layers
 from .percolation import out_alive
 from .schedulers import TopologyScheduler, register_topology, replace_masks
 from .selection import top_k
@@ -37,8 +37,8 @@ def _current(layer: nn.Module) -> Tensor:
 def _prunable(model: nn.Module, layers: Iterable[str] | None) -> dict[str, nn.Module]:
     synaptic = synaptic_layers(model)
     if layers is None:
-        skip = output_layer_name(model)
-        return {n: m for n, m in synaptic.items() if n != skip}
+        skip = default_dense_layers(model)
+        return {n: m for n, m in synaptic.items() if n not in skip}
     layers = list(layers)
     unknown = [n for n in layers if n not in synaptic]
     if unknown:
@@ -100,7 +100,7 @@ def structural_prune(model: nn.Module, sparsity: float, example_inputs: Tensor, 
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     synaptic = synaptic_layers(model)
-    ignored = [output_layer_name(model)] if ignored_layers is None else list(ignored_layers)
+    ignored = list(default_dense_layers(model) if ignored_layers is None else ignored_layers)
     target = sum(m.weight.numel() if n in ignored else _kept_links(m, sparsity) for n, m in synaptic.items())
     names = {m: n for n, m in synaptic.items()}
 

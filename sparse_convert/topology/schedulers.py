@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .init import swi_masked_
-from .masks import attach_mask, density, get_mask, masked_layers, output_layer_name, random_masks
+from .masks import attach_mask, default_dense_layers, density, get_mask, masked_layers, random_masks
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ class TopologyScheduler:
         self.total_steps = int(total_steps)
         self.init = init
         self.generator = torch.Generator().manual_seed(seed)
-        self.dense_layers = (output_layer_name(model),) if dense_layers is None else tuple(dense_layers)
+        self.dense_layers = default_dense_layers(model) if dense_layers is None else tuple(dense_layers)
         self.steps_done = 0
         self.history: list[dict[str, Any]] = []
         if sparsity > 0:
