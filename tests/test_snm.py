@@ -36,6 +36,15 @@ def test_positive_spikes_carry_the_threshold_and_reset_by_subtraction():
     torch.testing.assert_close(node.v, torch.tensor([[0.2]]))
 
 
+def test_initial_potential_is_a_fraction_of_the_threshold():
+    node = SNMNode(torch.tensor([1.0]), v_init=0.5)
+    # v starts at 0.5: 0.6 fires at once (v=.1), 0.3 → .4, 0.3 → .7, 0.3 → 1.0 fires (v=0)
+    assert run(node, [0.6, 0.3, 0.3, 0.3]) == [1.0, 0.0, 0.0, 1.0]
+    assert run(SNMNode(torch.tensor([1.0])), [0.6, 0.3, 0.3, 0.3]) == [0.0, 0.0, 1.0, 0.0]  # reference: v from 0
+    with pytest.raises(ValueError, match="v_init"):
+        SNMNode(torch.tensor([1.0]), v_init=1.0)
+
+
 def test_silent_neurons_with_zero_threshold_never_fire():
     node = SNMNode(torch.tensor([0.0, 1.0]))
     with torch.no_grad():

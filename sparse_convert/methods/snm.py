@@ -30,8 +30,11 @@ class SNMOptions:
 
     percentile: float = 100.0
     batch_size: int = 128
+    v_init: float = 0.0  # initial membrane potential as a fraction of θ (reference: 0)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.v_init < 1.0:
+            raise ValueError(f"v_init is a fraction of the threshold in [0, 1), got {self.v_init}")
         if not 0.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
         if self.batch_size < 1:
@@ -65,5 +68,5 @@ class SNM(ConversionMethod):
         body = copy.deepcopy(ann).eval()
         maxpool_to_avgpool(body)
         body = fold_batchnorm(body)
-        replace_modules(body, NeuronClip, lambda _, act: TimeFold(SNMNode.from_activation(act)))
+        replace_modules(body, NeuronClip, lambda _, act: TimeFold(SNMNode.from_activation(act, v_init=self.options.v_init)))
         return SpikingNetwork(body, DirectEncoder())

@@ -1,7 +1,8 @@
 """SNM, the signed neuron with memory (Wang et al., IJCAI 2022), and the ANN clip it pairs with.
 
 Per neuron, with threshold θ > 0 (one per neuron of the layer's output, from neuron-wise
-normalisation), membrane ``v`` (0 at start) and net spike count ``m`` (the memory):
+normalisation), membrane ``v`` (``v_init · θ`` at start: 0 in the reference; 0.5 is the
+QCFS shift, which makes the rate round instead of floor) and net spike count ``m`` (the memory):
 
     v ← v + x[t]
     s = +1 if v ≥ θ;   s = −1 if v ≤ −θ and m > 0;   else 0
@@ -56,8 +57,11 @@ class NeuronClip(nn.Module):
 class SNMNode(ConversionNode):
     """Signed neuron with memory; ``threshold`` has the shape of one sample (one θ per neuron)."""
 
-    def __init__(self, threshold: Tensor, *, step_mode: str = "m", backend: str = "torch"):
+    def __init__(self, threshold: Tensor, *, v_init: float = 0.0, step_mode: str = "m", backend: str = "torch"):
         super().__init__(step_mode=step_mode, backend=backend)
+        if not 0.0 <= v_init < 1.0:
+            raise ValueError(f"v_init is a fraction of the threshold in [0, 1), got {v_init}")
+        self.v_init = float(v_init)
         threshold = torch.as_tensor(threshold)
         if not threshold.is_floating_point():
             threshold = threshold.float()
@@ -75,6 +79,8 @@ class SNMNode(ConversionNode):
         v, count = states
         if not isinstance(v, Tensor) or v.shape != x.shape:
             v = torch.zeros_like(x)
+            if self.v_init:
+                v += self.v_init * self.threshold.to(x.dtype)
             count = torch.zeros_like(x)
         return v, count
 
@@ -123,4 +129,4 @@ class SNMNode(ConversionNode):
         return KernelCall(states={"v": states[0], "count": states[1]}, params={"theta": theta})
 
     def extra_repr(self) -> str:
-        return f"neurons={tuple(self.threshold.shape)}, " + super().extra_repr()
+        return f"neurons={tuple(self.threshold.shape)}, v_init={self.v_init:g}, " + super().extra_repr()
