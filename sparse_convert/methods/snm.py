@@ -68,5 +68,6 @@ class SNM(ConversionMethod):
         body = copy.deepcopy(ann).eval()
         maxpool_to_avgpool(body)
         body = fold_batchnorm(body)
-        replace_modules(body, NeuronClip, lambda _, act: TimeFold(SNMNode.from_activation(act, v_init=self.options.v_init)))
+        v_init = self.options.v_init
+        replace_modules(body, NeuronClip, lambda _, act: TimeFold(SNMNode.from_activation(act, v_init=v_init)))
         return SpikingNetwork(body, DirectEncoder())
