@@ -186,6 +186,7 @@ def tiny_vit_qann():
 
 
 def _quantizer_outputs(qann: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The QANN's logits and every quantizer's output, by name."""
     found = {}
     hooks = [m.register_forward_hook(lambda mod, a, out, name=name: found.__setitem__(name, out.detach()))
              for name, m in qann.named_modules() if isinstance(m, LSQQuantizer)]
@@ -197,17 +198,21 @@ def _quantizer_outputs(qann: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
     return {"logits": logits.detach(), **found}
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("softmax", [True, False])
-def test_snn_output_summed_over_steps_equals_the_qann_output_for_every_token_and_class(tiny_vit_qann, softmax):
+def test_snn_output_summed_over_steps_equals_the_qann_output_for_every_token_and_class(tiny_vit_qann, softmax, dtype):
+    """In float64 every quantized activation matches exactly. In float32 the SNN sums its inputs in another
+    order than the QANN, so an input within float rounding of a level boundary can land one level
+    apart (a tie); the logits must still match, and such entries must be rare."""
     _, qann, data = tiny_vit_qann
+    qann = copy.deepcopy(qann).to(dtype)
     if not softmax:  # ReLU attention: the same trained weights, quantizers re-calibrated
-        qann = copy.deepcopy(qann)
         for m in qann.modules():
             if isinstance(m, QuantAttention):
                 m.softmax_enabled, m.softmax = False, nn.Identity()
         with torch.no_grad(), calibrating(qann):
-            qann.eval()(data.train.tensors[0][:64])
-    x = data.test.tensors[0][:48]
+            qann.eval()(data.train.tensors[0][:64].to(dtype))
+    x = data.test.tensors[0][:48].to(dtype)
     with torch.no_grad():
         expected = _quantizer_outputs(qann, x)
         snn = get_method("spikezip")().convert(qann)
@@ -217,7 +222,12 @@ def test_snn_output_summed_over_steps_equals_the_qann_output_for_every_token_and
     nodes = {n[:-len(".node")]: m for n, m in snn.body.named_modules() if isinstance(m, STBIFNode)}
     assert set(nodes) == set(expected) - {"logits"}
     for name, node in nodes.items():  # every token of every quantized activation, attention maps included
-        torch.testing.assert_close(node.accumulated, expected[name], rtol=1e-5, atol=1e-5, msg=name)
+        assert node.accumulated.dtype == dtype
+        if dtype == torch.float64:
+            torch.testing.assert_close(node.accumulated, expected[name], rtol=1e-9, atol=1e-9, msg=name)
+        else:
+            off = int(((node.accumulated - expected[name]).abs() > 1e-5).sum())
+            assert off <= expected[name].numel() // 1000, f"{name}: {off} of {expected[name].numel()} entries differ"
 
 
 def test_masked_weights_stay_zero_through_qat_and_the_classifier_stays_dense(tiny_vit_qann):

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..encoding import DirectEncoder
 from ..training import make_loader
 from .model import EnergyModel
 from .monitors import PRODUCT_TYPES, OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
@@ -64,9 +65,7 @@ def _encoder_of(net: nn.Module, encoder):
         return encoder
     found = getattr(net, "encoder", None)
     if found is None:
-        from ..methods.snn import DirectEncoder  # a plain SpikingJelly network: direct input
-
-        return DirectEncoder()
+        return DirectEncoder()  # a plain SpikingJelly network: direct input
     return found
 
 

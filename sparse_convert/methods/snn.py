@@ -14,6 +14,7 @@ import torch
 from spikingjelly.activation_based import base, functional
 from torch import Tensor, nn
 
+from ..encoding import DirectEncoder, FirstStepEncoder  # noqa: F401  (re-exported: the encoders methods use)
 from ..neurons.base import channel_view
 
 
@@ -34,36 +35,6 @@ class TimeFold(nn.Module):
             if x.shape[0] % self.steps:
                 raise ValueError(f"batch of {x.shape[0]} is not a multiple of steps={self.steps}")
         return self.node(*(x.unflatten(0, (self.steps, -1)) for x in xs)).flatten(0, 1)
-
-
-class DirectEncoder:
-    """Direct input encoding: the analog image is fed at every step (its first layer does MACs).
-
-    An encoder has ``encode(x, t0, steps) -> [steps, B, ...]`` and says with ``emits_spikes``
-    whether the first synaptic layer receives spikes (ACs) or analog values (MACs).
-    """
-
-    emits_spikes = False
-
-    def encode(self, x: Tensor, t0: int, steps: int) -> Tensor:
-        """Steps ``t0 .. t0+steps-1`` of the input sequence, ``[steps, B, ...]`` (contiguous)."""
-        return x.unsqueeze(0).expand(steps, *x.shape).contiguous()
-
-
-class FirstStepEncoder:
-    """Analog first-step encoding (SpikeZIP-TF's ``analog``): the image at step 0, zeros afterwards.
-
-    The first synaptic layer receives analog values, so its events are MACs.
-    """
-
-    emits_spikes = False
-
-    def encode(self, x: Tensor, t0: int, steps: int) -> Tensor:
-        """Steps ``t0 .. t0+steps-1`` of the input sequence, ``[steps, B, ...]``."""
-        seq = x.new_zeros((steps, *x.shape))
-        if t0 == 0:
-            seq[0] = x
-        return seq
 
 
 class SpikingNetwork(nn.Module):
