@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.set_defaults(func=_cmd_sweep)
     p_report = sub.add_parser("report", help="tables, figures and statistics of a folder of results")
     p_report.add_argument("folder", help="folder searched for result.json files (a sweep's or the demo's --out)")
-    p_report.add_argument("--out", required=True, help="Markdown report to write; figures and tables go beside it")
+    p_report.add_argument("--out", required=True,
+                          help="report to write, Markdown (.md) or HTML (.html); figures and tables go beside it")
     p_report.set_defaults(func=_cmd_report)
     return parser
 

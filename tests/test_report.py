@@ -3,6 +3,7 @@
 import re
 import shutil
 
+import pytest
 from scipy import stats
 from sweep_fixtures import digits_sweep, tiny_toml  # noqa: F401
 from synthetic_results import make_result
@@ -88,3 +89,16 @@ def test_the_demo_writes_its_table_and_the_same_report(digits_sweep, tmp_path): 
     assert [p.name for p in out.figure] == ["accuracy_vs_t.png", "accuracy_vs_t.pdf"]
     assert [r["connectivity"] for r in out.rows] == ["dense", "sparse"]
     assert out.rows[1]["energy_reduction_pct"] > 0
+
+
+def test_the_report_can_be_an_html_page_and_other_suffixes_are_refused(tmp_path):
+    results = [make_result(), make_result(sparsity=0.9, topology="cht", density=0.12)]
+    report = build_report(results)
+    written = write_report(report, tmp_path / "r.html")
+    page = written[0].read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Table 1" in page
+    assert "<table>" in page and '<img alt="accuracy_vs_t" src="accuracy_vs_t.png"' in page
+    assert (tmp_path / "accuracy_vs_t.png").is_file()
+    with pytest.raises(ValueError, match=r"Markdown \(.md\) or HTML \(.html\)"):
+        write_report(report, tmp_path / "r.txt")
+    assert not (tmp_path / "r.txt").exists()

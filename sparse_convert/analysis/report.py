@@ -148,7 +148,8 @@ def build_report(results: Sequence[dict], *, title: str = "sparse-convert report
              f"{listing('dataset')}; methods {listing('method')}; sparsities {listing('sparsity')}; seeds "
              f"{listing('seed')}.", "", selection_note, "",
              "Chosen T: accuracy saturation time for methods that integrate every step (paper §2.3.2: the "
-             "relative improvement stays ≤ 1 % for 10 steps; T_max when it never does), the best window for AEC. "
+             "relative improvement stays ≤ 1 % for 10 steps, counted after a deep network's initial latency "
+             "plateau; T_max when it never does), the best window for AEC. "
              "Accuracies in %, energy in µJ per image at the chosen T.", ""]
     if selections:
         lines += ["## Run groups", ""] + [_group_line(s) for s in selections] + [""]
@@ -202,9 +203,28 @@ def write_table(rows: Sequence[Row], columns: Sequence[str], stem: str | os.Path
     return paths
 
 
+def to_html(markdown_text: str, title: str = "sparse-convert report") -> str:
+    """A standalone HTML page of the report's Markdown (Python-Markdown with its tables extension)."""
+    import html
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
+            f"<style>{HTML_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+HTML_STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.45}"
+              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:.25em .6em}"
+              "img{max-width:100%}")
+
+
 def write_report(report: Report, path: str | os.PathLike) -> list[Path]:
-    """Write the Markdown to ``path`` and its figures (PNG, PDF) and tables (CSV, LaTeX) beside it."""
+    """Write the report to ``path`` (Markdown, or an HTML page when ``path`` ends in ``.html``) and its
+    figures (PNG, PDF) and tables (CSV, LaTeX) beside it."""
     path = Path(path)
+    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
+        raise ValueError(f"the report is Markdown (.md) or HTML (.html), got {path.name!r}")
     folder = path.parent
     written = []
     for name, fig in report.figures.items():
@@ -212,5 +232,6 @@ def write_report(report: Report, path: str | os.PathLike) -> list[Path]:
     for name, rows in report.tables.items():
         if rows:
             written += write_table(rows, TABLE_COLUMNS[name], folder / name, formats=("csv", "tex"))
-    write_text_atomic(path, report.markdown)
+    html = path.suffix.lower() in (".html", ".htm")
+    write_text_atomic(path, to_html(report.markdown) if html else report.markdown)
     return [path, *written]
