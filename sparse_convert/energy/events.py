@@ -78,7 +78,8 @@ def product_pairs(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.dim() < 3 or b.dim() < 3 or a.shape[-1] != b.shape[-2]:
         raise ValueError(f"cannot count the products of shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    per_k = (a != 0).sum(-2) * (b != 0).sum(-1)  # [T, ..., k], int64
+    # counts along one dim fit int32, whose sums are ~3x faster than int64's on a CPU
+    per_k = (a != 0).sum(-2, dtype=torch.int32).to(torch.int64) * (b != 0).sum(-1, dtype=torch.int32)
     return per_k.reshape(per_k.shape[0], -1).sum(1).to(torch.float64)
 
 

@@ -50,7 +50,9 @@ class SpikeMatMul(base.MemoryModule):
     """Spike-equivalent ``scale · (a @ b)``: the increment ``A_{t−1} @ b_t + a_t @ B_t`` at every step.
 
     Multi-step: takes ``a_seq`` ``[T, ..., n, k]`` and ``b_seq`` ``[T, ..., k, m]``, returns
-    ``[T, ..., n, m]``; the running sums carry over between calls until ``reset``.
+    ``[T, ..., n, m]``; the running sums carry over between calls until ``reset``. With
+    ``keep_operands`` set (by an energy monitor), each call leaves the two pairs of operands
+    it multiplied in ``operands``: ``(A_{t−1}, b, a, B_t)``.
     """
 
     def __init__(self, scale: float = 1.0, step_mode: str = "m"):
@@ -59,6 +61,8 @@ class SpikeMatMul(base.MemoryModule):
         self.register_memory("a_sum", None)
         self.register_memory("b_sum", None)
         self.step_mode = step_mode
+        self.keep_operands = False
+        self.operands: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
 
     @classmethod
     def from_matmul(cls, op: MatMul) -> SpikeMatMul:
@@ -76,6 +80,8 @@ class SpikeMatMul(base.MemoryModule):
         if a_seq.shape[0] != b_seq.shape[0]:
             raise ValueError(f"operands have {a_seq.shape[0]} and {b_seq.shape[0]} time steps")
         a_prev, b_cum = increment_operands(a_seq, b_seq, *states)
+        if self.keep_operands:
+            self.operands = (a_prev, b_seq, a_seq, b_cum)
         out = (torch.matmul(a_prev, b_seq) + torch.matmul(a_seq, b_cum)) * self.scale
         return (out,), (a_prev[-1] + a_seq[-1], b_cum[-1])
 
