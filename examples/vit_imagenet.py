@@ -62,7 +62,9 @@ def main() -> None:
     cfg = FitConfig(epochs=args.epochs, lr=args.lr, batch_size=64, optimizer="adamw", weight_decay=0.05)
     optimizer = make_optimizer(ann.parameters(), cfg)
     steps = cfg.epochs * len(make_loader(data.train, cfg.batch_size, shuffle=False))
-    topology = build_topology(args.topology, ann, optimizer, args.sparsity, total_steps=steps)
+    # from pretrained weights, the paper's pipeline: magnitude pruning, then CHT fine-tuning
+    options = {"init_topology": "magnitude"} if "pretrained" in dict(args.model_opt) and args.topology == "cht" else {}
+    topology = build_topology(args.topology, ann, optimizer, args.sparsity, total_steps=steps, **options)
     fit(ann, data.train, cfg, device=args.device, optimizer=optimizer, after_step=topology.step, desc="ViT")
     print(f"ANN: accuracy {accuracy(ann, data.test, device=args.device):.4f}, density {density(ann).network:.3f}")
 

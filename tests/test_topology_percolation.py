@@ -82,3 +82,23 @@ def test_mismatched_layers_break_the_chain():
     assert torch.equal(got[1], b)
     with pytest.raises(ValueError, match="2 group counts for 1 masks"):
         percolate([a], groups=[1, 1])
+
+
+def test_a_vit_percolates_only_inside_each_mlp_and_cht_keeps_every_layers_density():
+    from sparse_convert.models import build_model
+    from sparse_convert.topology import build_topology, get_mask, masked_layers, percolation_chains
+
+    torch.manual_seed(0)
+    vit = build_model("vit_tiny", 10, (1, 8, 8))
+    sched = build_topology("cht", vit, None, 0.9, total_steps=4, update_interval=1, seed=0)
+    names = list(sched.layers())
+    assert percolation_chains(vit, names) == [["blocks.0.mlp.fc1", "blocks.0.mlp.fc2"],
+                                              ["blocks.1.mlp.fc1", "blocks.1.mlp.fc2"]]
+    assert percolation_chains(torch.nn.Sequential(), ["0", "2"]) == [["0", "2"]]  # no declaration: one chain
+    links = {n: int(get_mask(m).sum()) for n, m in masked_layers(vit).items()}
+    sched.step()
+    (update,) = sched.history
+    for name in names:
+        if "mlp" not in name:  # qkv and proj sit between residual sums: never percolated
+            assert update["layers"][name]["percolated"] == 0, name
+    assert {n: int(get_mask(m).sum()) for n, m in masked_layers(vit).items()} == links

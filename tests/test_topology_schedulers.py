@@ -224,11 +224,27 @@ def test_cht_csti_starts_from_the_most_correlated_input_pairs():
     assert torch.equal(mask, expected)
 
 
+def test_cht_magnitude_start_keeps_the_largest_pretrained_weights_and_their_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3))
+    before = [model[i].weight.detach().clone() for i in (0, 2, 4)]
+    sched = build_topology("cht", model, None, 0.75, total_steps=10, init_topology="magnitude")
+    for layer, w in zip((model[0], model[2]), before):
+        mask = get_mask(layer)
+        keep = round(0.25 * w.numel())
+        assert int(mask.sum()) == keep
+        assert w.abs()[mask].min() >= w.abs()[~mask].max()  # the largest |w| survive
+        assert torch.equal(layer.weight.detach()[mask], w[mask]) and (layer.weight.detach()[~mask] == 0).all()
+    assert get_mask(model[4]) is None and torch.equal(model[4].weight.detach(), before[2])  # classifier dense
+    assert sched.summary()["options"]["init"] == "keep"
+
+
 @pytest.mark.parametrize("options,message", [
     ({"zeta": 1.0}, r"zeta must be in \[0, 1\), got 1.0"),
     ({"update_interval": 0}, "update_interval must be an integer >= 1, got 0"),
     ({"anneal": "linear"}, "anneal must be one of"),
     ({"regrow": "best"}, "regrow must be 'soft' or 'topk', got 'best'"),
+    ({"init_topology": "largest"}, "init_topology must be one of"),
     ({"init_topology": "csti"}, "needs csti_inputs"),
     ({"colour": "red"}, "bad options for topology 'cht'"),
 ])

@@ -68,6 +68,8 @@ def _check_patch(in_shape: tuple[int, ...], model: nn.Module) -> None:
 def _finish(model: nn.Module, in_shape: tuple[int, ...], pretrained: str | os.PathLike | None) -> nn.Module:
     _check_patch(in_shape, model)
     model.keep_dense = ("patch_embed.proj",)  # the paper sparsifies the linear layers; the classifier is dense too
+    # percolation chains: only fc1 → fc2 feeds forward directly; residual sums break the others
+    model.percolation_chains = [[f"blocks.{i}.mlp.fc1", f"blocks.{i}.mlp.fc2"] for i in range(len(model.blocks))]
     if pretrained is not None:
         load_pretrained(model, pretrained)
     return model
@@ -103,11 +105,14 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 @register_model("vit_tiny")
 def vit_tiny(num_classes: int, in_shape: tuple[int, ...], patch: int | None = None, dim: int = 48, depth: int = 2,
-             heads: int = 3, mlp_ratio: float = 2.0, act: str = "relu",
+             heads: int = 3, mlp_ratio: float = 2.0, act: str = "relu", weight_init: str = "jax",
              pretrained: str | os.PathLike | None = None) -> nn.Module:
     """A timm ViT small enough to train on 8 × 8 digits on a CPU in a minute; ``patch`` defaults to side / 4.
 
-    Its MLPs use ReLU, as SpikeZIP-TF's ViTs do (``act="gelu"`` for timm's default).
+    Its MLPs use ReLU, as SpikeZIP-TF's ViTs do (``act="gelu"`` for timm's default). It starts
+    from timm's JAX-style initialisation: with timm's default (trunc-normal σ = 0.02) the
+    dense tiny ViT does not learn digits with SGD (17.6 % after the CLI's 30 epochs, against
+    94.9 % with ``weight_init="jax"``).
     """
     from timm.models.vision_transformer import VisionTransformer
 
@@ -119,5 +124,5 @@ def vit_tiny(num_classes: int, in_shape: tuple[int, ...], patch: int | None = No
         raise ValueError(f"act must be one of {sorted(ACTIVATIONS)}, got {act!r}")
     model = VisionTransformer(img_size=side, patch_size=patch, in_chans=in_shape[0], num_classes=num_classes,
                               embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=True,
-                              act_layer=ACTIVATIONS[act])
+                              act_layer=ACTIVATIONS[act], weight_init=weight_init)
     return _finish(model, in_shape, pretrained)

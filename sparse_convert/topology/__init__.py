@@ -26,7 +26,7 @@ from .masks import (
     remove_mask,
     synaptic_layers,
 )
-from .percolation import percolate
+from .percolation import percolate, percolation_chains
 from .pruning import (
     DepGraphScheduler,
     MagnitudeScheduler,
@@ -40,7 +40,7 @@ __all__ = [
     "TopologyScheduler", "available_topologies", "build_topology", "register_topology", "replace_masks",
     "DynamicSparseScheduler", "CHTScheduler", "SETScheduler", "RigLScheduler",
     "PruningScheduler", "MagnitudeScheduler", "DepGraphScheduler", "magnitude_prune", "structural_prune",
-    "ch2_l3n_scores", "ch_conv_scores", "link_scores", "percolate",
+    "ch2_l3n_scores", "ch_conv_scores", "link_scores", "percolate", "percolation_chains",
     "csti_mask", "input_correlation", "swi_", "swi_masked_",
     "MASK_NAME", "SYNAPTIC_TYPES", "Density", "apply_mask", "apply_masks", "attach_mask",
     "attach_masks", "density", "get_mask", "is_synaptic", "masked_layers",

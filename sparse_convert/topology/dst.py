@@ -20,8 +20,9 @@ from torch import Tensor, nn
 
 from .init import csti_mask, input_correlation, swi_masked_
 from .link_prediction import link_scores
-from .masks import attach_mask, get_mask, random_masks
-from .percolation import percolate
+from .masks import attach_mask, get_mask, random_masks, synaptic_layers
+from .percolation import percolate, percolation_chains
+from .pruning import magnitude_prune
 from .schedulers import TopologyScheduler, register_topology, replace_masks
 from .selection import sample, top_k
 
@@ -113,9 +114,11 @@ class DynamicSparseScheduler(TopologyScheduler):
         links = {n: int(get_mask(layer).count_nonzero()) for n, layer in layers.items()}
         kept = {n: self.remove(n, layer, get_mask(layer), links[n] - int(links[n] * zeta))
                 for n, layer in layers.items()}
-        alive = kept
+        alive = dict(kept)
         if self.percolation:
-            alive = dict(zip(kept, percolate(list(kept.values()), [_groups(m) for m in layers.values()])))
+            for chain in percolation_chains(self.model, list(layers)):
+                if len(chain) > 1:
+                    alive.update(zip(chain, percolate([kept[n] for n in chain], [_groups(layers[n]) for n in chain])))
         new_masks, record = {}, {}
         for n, layer in layers.items():
             n_kept, n_alive = int(kept[n].count_nonzero()), int(alive[n].count_nonzero())
@@ -169,6 +172,10 @@ class RigLScheduler(DynamicSparseScheduler):
         return top_k(grad.abs(), ~mask, n, self.generator)
 
 
+#: Initial topologies of CHT: random masks, correlated inputs (CSTI), or a pretrained model's magnitudes.
+INIT_TOPOLOGIES = ("random", "csti", "magnitude")
+
+
 @register_topology("cht")
 class CHTScheduler(DynamicSparseScheduler):
     """CHTs (Zhang et al., 2025): soft removal, percolation, CH2-L3n regrowth; ζ cosine-annealed.
@@ -181,8 +188,11 @@ class CHTScheduler(DynamicSparseScheduler):
     candidate's weight becomes score + 1e-5, as in the reference) or takes the top scores
     (``regrow="topk"``, ties at random). ``init_topology="csti"`` starts Linear layers from
     the correlated-input topology of ``csti_inputs`` (``[N, ...]`` training inputs) instead
-    of random masks. Percolation takes the masked layers in module order as the forward
-    chain (right for MLP and VGG); pass ``percolation=False`` for models where it is not.
+    of random masks; ``init_topology="magnitude"`` keeps each layer's largest |w| of a
+    pretrained model and its weights (no SWI): the paper's ViT pipeline, magnitude pruning
+    followed by CHT fine-tuning, in one scheduler. Percolation follows the model's chains
+    (``percolation.percolation_chains``: the masked layers in module order, right for MLP and
+    VGG, unless the model lists its chains, as a ViT does); ``percolation=False`` turns it off.
     """
 
     default_anneal = "cosine"
@@ -198,13 +208,15 @@ class CHTScheduler(DynamicSparseScheduler):
             raise ValueError(f"regrow must be 'soft' or 'topk', got {regrow!r}")
         if not (tau_start > 0 and tau_end > 0):
             raise ValueError(f"tau_start and tau_end must be > 0, got {tau_start}, {tau_end}")
-        if init_topology not in ("random", "csti"):
-            raise ValueError(f"init_topology must be 'random' or 'csti', got {init_topology!r}")
+        if init_topology not in INIT_TOPOLOGIES:
+            raise ValueError(f"init_topology must be one of {INIT_TOPOLOGIES}, got {init_topology!r}")
         if init_topology == "csti" and csti_inputs is None:
             raise ValueError("init_topology='csti' needs csti_inputs, a [N, ...] tensor of training inputs")
         self.regrow_mode = regrow
         self.tau_start, self.tau_end = float(tau_start), float(tau_end)
         self.init_topology = init_topology
+        if init_topology == "magnitude":
+            init = "keep"  # a pretrained model keeps its weights
         self._csti_inputs = csti_inputs
         super().__init__(model, optimizer, sparsity, update_interval=update_interval, zeta=zeta, anneal=anneal,
                          end=end, percolation=percolation, total_steps=total_steps, seed=seed,
@@ -218,6 +230,11 @@ class CHTScheduler(DynamicSparseScheduler):
     def initialize(self) -> None:
         if self.init_topology == "random":
             return super().initialize()
+        if self.init_topology == "magnitude":
+            names = [n for n in synaptic_layers(self.model) if n not in self.dense_layers]
+            magnitude_prune(self.model, self.sparsity, layers=names, optimizer=self.optimizer,
+                            generator=self.generator)
+            return  # the pretrained weights of the kept links stay
         random_masks(self.model, self.sparsity, generator=self.generator, exclude=self.dense_layers)
         correlation = input_correlation(self._csti_inputs)
         for layer in self.layers().values():

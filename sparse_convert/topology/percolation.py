@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def out_alive(mask: Tensor) -> Tensor:
@@ -74,3 +74,18 @@ def percolate(masks: Sequence[Tensor], groups: Sequence[int] | None = None) -> l
         has_in = out_alive(masks[i - 1]).repeat_interleave(links[i - 1])
         masks[i] = drop_inputs(masks[i], has_in, groups[i])
     return masks
+
+
+#: Attribute by which a model lists its feed-forward chains of layers by name (a ViT: each block's
+#: ``fc1 → fc2``; residual connections break every other chain). Without it, all masked layers
+#: in module order form one chain, which is right for an MLP or a VGG.
+CHAINS_ATTR = "percolation_chains"
+
+
+def percolation_chains(model: nn.Module, names: Sequence[str]) -> list[list[str]]:
+    """The chains of the layers ``names`` that percolation follows (see ``CHAINS_ATTR``)."""
+    declared = getattr(model, CHAINS_ATTR, None)
+    if declared is None:
+        return [list(names)]
+    known = set(names)
+    return [[n for n in chain if n in known] for chain in declared]
