@@ -24,7 +24,7 @@ from spikingjelly.activation_based import functional
 
 from sparse_convert.analysis.report import build_report, write_report
 from sparse_convert.analysis.tables import table_a4, to_markdown, to_percent
-from sparse_convert.experiments import RunConfig, run
+from sparse_convert.experiments import RunConfig, run_or_load
 from sparse_convert.methods import SpikingNetwork, get_method, register_method
 from sparse_convert.methods.qcfs import QCFS
 from sparse_convert.neurons import ConversionNode, CSQCFSNode
@@ -92,10 +92,11 @@ def main() -> None:
     for method in ("qcfs", "qcfs_reset_to_zero"):
         config = RunConfig(model="mlp", dataset=args.dataset, method=method, sparsity=0.9, topology="cht",
                            t_max=args.t_max, train=FitConfig(epochs=args.epochs, lr=0.05, batch_size=64),
-                           method_options={"layer_epochs": args.method_epochs, "channel_epochs": args.method_epochs},
+                           method_options=get_method(method).with_stage_epochs(args.method_epochs),
                            data_root=args.data_root, device=args.device)
-        # the second method reuses the first one's ANN checkpoint: same sparse ANN, different neuron
-        results.append(run(config, out / method, ann_checkpoint=ann, progress=False))
+        # the second method reuses the first one's ANN checkpoint: same sparse ANN, different neuron;
+        # a run whose result.json exists is read back, not run again
+        results.append(run_or_load(config, out / method, ann_checkpoint=ann, progress=False))
         ann = ann or out / method / "ann.safetensors"
 
     print(to_markdown(to_percent(table_a4(results)), ["method", "ann_accuracy", "snn_accuracy", "T", "energy_uj"]))

@@ -12,11 +12,7 @@ from torch import Tensor
 
 
 class DirectEncoder:
-    """Direct input encoding: the analog image is fed at every step (its first layer does MACs).
-
-    An encoder has ``encode(x, t0, steps) -> [steps, B, ...]`` and says with ``emits_spikes``
-    whether the first synaptic layer receives spikes (ACs) or analog values (MACs).
-    """
+    """Direct input encoding: the analog image is fed at every step (its first layer does MACs)."""
 
     emits_spikes = False
 

@@ -69,6 +69,14 @@ def test_calibration_sets_lsq_initial_step():
     assert not q.calibrating
 
 
+def test_calibration_over_several_batches_uses_all_of_them():
+    q = LSQQuantizer(16, signed=True)
+    with calibrating(nn.Sequential(q)):
+        q(torch.tensor([[-1.0, 3.0], [0.5, -1.5]]))  # mean |x| 1.5
+        q(torch.tensor([[4.5, -4.5]]))  # mean |x| 4.5: over all six values 2.5
+    assert q.step.item() == pytest.approx(2 * 2.5 / math.sqrt(7))
+
+
 # -- the ST-BIF+ node ------------------------------------------------------------------------------------------
 
 

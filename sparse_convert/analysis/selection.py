@@ -29,10 +29,16 @@ def group_key(result: dict) -> tuple[str, str, str, str, str]:
     return cfg["dataset"], cfg["model"], cfg["method"], connectivity(result), cfg["topology"]
 
 
-def configuration_key(config: dict) -> str:
-    """Canonical JSON of a run config without its seed and placement keys: equal for repeats."""
-    kept = {k: v for k, v in config.items() if k != "seed" and k not in PLACEMENT_KEYS}
+def config_identity(config: dict, *, ignore: tuple[str, ...] = ()) -> str:
+    """Canonical JSON of a run config without its placement keys (and ``ignore``): what the run computes,
+    not where. A sweep names its folders by it; without the seed it is equal for repeats."""
+    kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS and k not in ignore}
     return json.dumps(kept, sort_keys=True, separators=(",", ":"))
+
+
+def configuration_key(config: dict) -> str:
+    """``config_identity`` without the seed: equal for the repeats of one configuration."""
+    return config_identity(config, ignore=("seed",))
 
 
 def validation_accuracy(result: dict) -> float | None:

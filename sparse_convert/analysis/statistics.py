@@ -162,8 +162,12 @@ class SaturationSample:
 
     pairs: list[SaturationPair]
     excluded_window: int = 0
-    excluded_unsaturated: int = 0
     unsaturated_runs: list[str] = field(default_factory=list)
+
+    @property
+    def excluded_unsaturated(self) -> int:
+        """Runs left out because their accuracy or MASFR never saturates within T_max."""
+        return len(self.unsaturated_runs)
 
     def of(self, sparse: bool | None) -> list[SaturationPair]:
         """The pairs of sparse (True), dense (False) or all (None) runs."""
@@ -195,7 +199,7 @@ def saturation_sample(results: Iterable[dict], **saturation_options: float) -> S
         else:
             pairs.append(SaturationPair(run_label(r), r["config"]["sparsity"] > 0,
                                         block["accuracy"]["t"], block["masfr"]["t"]))
-    return SaturationSample(pairs, window, len(unsaturated), unsaturated)
+    return SaturationSample(pairs, window, unsaturated)
 
 
 def saturation_order_test(sample: SaturationSample, sparse: bool | None = None, **options: str) -> WilcoxonTest:

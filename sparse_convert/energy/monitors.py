@@ -16,12 +16,10 @@ from spikingjelly.activation_based.ann2snn.operators import TDLayerNorm, TDSoftm
 from spikingjelly.activation_based.monitor import BaseMonitor
 from torch import Tensor, nn
 
-from ..neurons.spike_ops import SpikeMatMul
 from ..topology import SYNAPTIC_TYPES
 from .events import FanoutCache, count_events, input_shape, product_pairs
+from .roles import PRODUCT_TYPES
 
-#: Modules that multiply two activations (attention's QKᵀ and AV in the SNN).
-PRODUCT_TYPES: tuple[type[nn.Module], ...] = (SpikeMatMul,)
 #: Spike-equivalent nonlinear operators whose work is reported apart from the energy, by kind.
 OPERATION_KINDS: dict[type[nn.Module], str] = {TDSoftmax: "softmax", TDLayerNorm: "layernorm"}
 
@@ -141,7 +139,7 @@ class OperationCountMonitor(BaseMonitor):
                 if module.step_mode == "s":
                     x = x.unsqueeze(0)
                 group = _group_dims(module, x.dim())
-                rows = (x != 0).movedim(group, tuple(range(-len(group), 0))).flatten(-len(group)).any(-1)
+                rows = (x != 0).any(dim=group)
                 size = math.prod(x.shape[d] for d in group)
                 self._record(name, rows.reshape(x.shape[0], -1).sum(1, dtype=torch.float64) * size)
         return hook

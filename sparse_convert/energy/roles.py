@@ -16,7 +16,11 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import Tensor, nn
 
+from ..neurons.spike_ops import SpikeMatMul
 from ..topology import SYNAPTIC_TYPES
+
+#: Modules that multiply two activations (attention's QKᵀ and AV in the SNN).
+PRODUCT_TYPES: tuple[type[nn.Module], ...] = (SpikeMatMul,)
 
 MAC, AC = "mac", "ac"
 
@@ -39,9 +43,9 @@ def trace_synapse_roles(
     *,
     input_spikes: Tensor | None = None,
     spiking_types: type | tuple[type, ...] = neuron.BaseNode,
-    product_types: type | tuple[type, ...] = (),
+    product_types: type | tuple[type, ...] = PRODUCT_TYPES,
 ) -> dict[str, str]:
-    """``{layer name: "mac" | "ac"}`` for every Linear / Conv2d (and ``product_types`` module) that ``run()`` calls.
+    """``{layer name: "mac" | "ac"}`` for every Linear / Conv2d and ``product_types`` module that ``run()`` calls.
 
     ``run`` performs one forward pass of ``net``; pass its input as ``input_spikes`` when
     the network is fed spikes (an encoder that emits spikes). A product of two
@@ -66,11 +70,9 @@ def trace_synapse_roles(
                 if _storage(args[0]) in spike_storages:
                     mark(out)
             hooks.append(m.register_forward_hook(passive))
-        elif isinstance(m, SYNAPTIC_TYPES) or (product_types and isinstance(m, product_types)):
-            operands = 2 if product_types and isinstance(m, product_types) else 1
-
-            def synaptic(mod, args, name=name, operands=operands):
-                role = AC if all(_storage(x) in spike_storages for x in args[:operands]) else MAC
+        elif isinstance(m, SYNAPTIC_TYPES) or isinstance(m, product_types):
+            def synaptic(mod, args, name=name):  # a layer's one input, or a product's two operands
+                role = AC if all(_storage(x) in spike_storages for x in args) else MAC
                 roles[name] = MAC if roles.get(name) == MAC else role
             hooks.append(m.register_forward_pre_hook(synaptic))
     try:

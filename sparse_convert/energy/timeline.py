@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..encoding import DirectEncoder
 from ..training import make_loader
 from .model import EnergyModel
-from .monitors import PRODUCT_TYPES, OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
+from .monitors import OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
 from .roles import MAC, trace_synapse_roles
 
 
@@ -182,7 +182,7 @@ def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str
         functional.reset_net(snn)
         x_seq = encoder.encode(x, 0, 1)
         spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
-        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in, product_types=PRODUCT_TYPES)
+        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in)
     finally:
         functional.reset_net(snn)
         for m in monitors:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..analysis.saturation import best_window, saturation_time, time_lag
+from ..analysis.saturation import best_window, saturation_block
 from ..data import DataSplits, load_dataset
 from ..energy import EnergyModel, TimeCurves, evaluate_over_time
 from ..fileio import read_json, write_json_atomic
@@ -136,16 +136,15 @@ def simulate_integrating(method: ConversionMethod, prepared: nn.Module, data: Da
     snn = method.convert(prepared)
     curves = _evaluate(snn, data.test, config.t_max, config, **kwargs)
     val = _evaluate(snn, data.val, config.t_max, config, **kwargs) if len(data.val) else None
-    acc_sat = saturation_time(curves.accuracy)
-    masfr_sat = saturation_time(curves.masfr)
-    chosen_t = acc_sat.t if acc_sat.saturated else config.t_max
+    saturation = saturation_block(curves.accuracy, curves.masfr)
+    saturated = saturation["accuracy"]["saturated"]
+    chosen_t = saturation["accuracy"]["t"] if saturated else config.t_max
     return {
         "per_step": curves.per_step(),
         "per_step_val": {"t": val.t, "accuracy": val.accuracy} if val else None,
-        "saturation": {"accuracy": acc_sat.to_dict(), "masfr": masfr_sat.to_dict(),
-                       "time_lag": time_lag(acc_sat, masfr_sat)},
+        "saturation": saturation,
         "chosen": {"t": chosen_t,
-                   "rule": "accuracy saturation" if acc_sat.saturated else "t_max (accuracy did not saturate)",
+                   "rule": "accuracy saturation" if saturated else "t_max (accuracy did not saturate)",
                    **{k: v for k, v in curves.at(chosen_t).items() if k != "t"},
                    "val_accuracy": val.at(chosen_t)["accuracy"] if val else None},
         "neurons": curves.neurons, "images": curves.images, "roles": curves.roles,

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import json
 import multiprocessing
 import os
 import shutil
@@ -52,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..analysis.selection import PLACEMENT_KEYS, select_best
+from ..analysis.selection import config_identity, select_best
 from ..fileio import write_json_atomic, write_text_atomic
 from ..methods import get_method
 from ..training import FitConfig
@@ -160,12 +159,6 @@ def load_sweep(path: str | os.PathLike) -> list[RunConfig]:
     if not configs:
         raise ValueError(f"{path} describes no configuration")
     return configs
-
-
-def config_identity(config: dict[str, Any]) -> str:
-    """Canonical JSON of a run config without placement keys: what the run computes, not where."""
-    kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS}
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
 
 def run_name(config: dict[str, Any]) -> str:

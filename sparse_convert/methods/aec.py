@@ -124,7 +124,7 @@ class AEC(ConversionMethod):
     def windows(self, t_max: int) -> list[int]:
         if self.options.windows is not None:
             return sorted({int(w) for w in self.options.windows if w <= t_max}) or [t_max]
-        powers = [2**k for k in range(1, t_max.bit_length()) if 2**k <= t_max]
+        powers = [2**k for k in range(1, t_max.bit_length())]
         return powers or [t_max]
 
 

@@ -16,10 +16,11 @@ from itertools import islice
 
 from torch import nn
 
+from ..encoding import DirectEncoder
 from ..neurons import SQCFS, CSQCFSNode
 from ..training import FitConfig, fit, make_loader
 from .base import ConversionMethod, MethodContext, register_method
-from .snn import DirectEncoder, SpikingNetwork, TimeFold
+from .snn import SpikingNetwork, TimeFold
 from .transforms import (
     activation_percentiles,
     fold_batchnorm,

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..encoding import DirectEncoder
 from ..neurons.snm import NeuronClip, SNMNode
 from ..training import make_loader
 from .base import ConversionMethod, MethodContext, register_method
-from .snn import DirectEncoder, SpikingNetwork, TimeFold
+from .snn import SpikingNetwork, TimeFold
 from .transforms import fold_batchnorm, maxpool_to_avgpool, named_leaves, neuron_percentiles, replace_modules
 
 

@@ -14,8 +14,10 @@ import torch
 from spikingjelly.activation_based import base, functional
 from torch import Tensor, nn
 
-from ..encoding import DirectEncoder, FirstStepEncoder  # noqa: F401  (re-exported: the encoders methods use)
+from ..encoding import DirectEncoder
 from ..neurons.base import channel_view
+from ..topology import synaptic_layers
+from .transforms import replace_module
 
 
 class TimeFold(nn.Module):
@@ -112,9 +114,6 @@ def move_bias_to_first_step(model: nn.Module, names: list[str] | None = None) ->
     The bias goes along dim 1 of a convolution's output and the last dim of a Linear's
     (so a Linear on tokens ``[B, N, C]`` works as one on ``[B, C]``).
     """
-    from ..topology import synaptic_layers
-    from .transforms import replace_module
-
     layers = synaptic_layers(model)
     names = [n for n, m in layers.items() if m.bias is not None] if names is None else names
     for name in names:

@@ -38,11 +38,12 @@ import torch
 from spikingjelly.activation_based.ann2snn.recipes.spikezip_qann import SpikeZIPLayerNorm, SpikeZIPSoftmax
 from torch import Tensor, nn
 
+from ..encoding import FirstStepEncoder
 from ..neurons.spike_ops import MatMul, SpikeMatMul
 from ..neurons.stbif import LSQQuantizer, STBIFNode, level_bounds
 from ..training import FitConfig, fit, make_loader
 from .base import ConversionMethod, MethodContext, register_method
-from .snn import BiasOnce, FirstStepEncoder, SpikingNetwork, TimeFold, move_bias_to_first_step
+from .snn import BiasOnce, SpikingNetwork, TimeFold, move_bias_to_first_step
 from .transforms import fold_batchnorm, maxpool_to_avgpool, named_leaves, replace_modules
 
 #: Activations that become unsigned quantizers (quantized ReLUs), as in the reference's ReLU ViT.
@@ -162,15 +163,16 @@ def quantize_ann(model: nn.Module, levels: int, softmax: bool = True) -> nn.Modu
 
 @contextmanager
 def calibrating(model: nn.Module) -> Iterator[None]:
-    """Within the block, every ``LSQQuantizer`` sets its step from the input it sees (LSQ's initial value)."""
+    """Within the block, every ``LSQQuantizer`` sets its step from the inputs it sees (LSQ's initial value,
+    over every batch of the block)."""
     quantizers = list(named_leaves(model, LSQQuantizer).values())
     for q in quantizers:
-        q.calibrating = True
+        q.start_calibration()
     try:
         yield
     finally:
         for q in quantizers:
-            q.calibrating = False
+            q.stop_calibration()
 
 
 def inject_embeddings_once(model: nn.Module) -> list[str]:
@@ -209,12 +211,10 @@ class SpikeZIP(ConversionMethod):
         quantize_ann(ann, opts.levels, opts.softmax)
         ann.to(ctx.device)
         loader = make_loader(ctx.data.train, opts.batch_size, shuffle=True, seed=ctx.seed)
-        was_training = ann.training
-        ann.eval()
+        ann.eval()  # fit() switches back to training mode
         with torch.no_grad(), calibrating(ann):
             for x, _ in islice(loader, opts.calibration_batches):
                 ann(x.to(ctx.device))
-        ann.train(was_training)
         fit(ann, ctx.data.train, opts.fit_config(), device=ctx.device, seed=ctx.seed,
             desc="SpikeZIP-TF QAT", progress=ctx.progress)
         return ann

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,19 @@ def replace_modules(model: nn.Module, types: type | tuple[type, ...],
     return names
 
 
+@contextmanager
+def hooked_eval(model: nn.Module, hooks: list) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode; then remove ``hooks`` and restore its training flag."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+
+
 @torch.no_grad()
 def probe_inputs(model: nn.Module, example: Tensor, names: Iterable[str],
                  reduce: Callable[[Tensor], object] = lambda x: tuple(x.shape)) -> dict[str, object]:
@@ -43,14 +57,8 @@ def probe_inputs(model: nn.Module, example: Tensor, names: Iterable[str],
         def hook(module, args, name=name):
             found[name] = reduce(args[0])
         hooks.append(model.get_submodule(name).register_forward_pre_hook(hook))
-    was_training = model.training
-    try:
-        model.eval()
+    with hooked_eval(model, hooks):
         model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
     missing = [n for n in names if n not in found]
     if missing:
         raise RuntimeError(f"modules {missing} were not called in the forward pass")
@@ -63,15 +71,10 @@ def call_order(model: nn.Module, example: Tensor, types: type | tuple[type, ...]
     order: list[str] = []
     hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: order.append(name))
              for name, m in named_leaves(model, types).items()]
-    was_training = model.training
-    try:
-        model.eval()
+    with hooked_eval(model, hooks):
         model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
     return list(dict.fromkeys(order))
+
 
 
 def maxpool_to_avgpool(model: nn.Module) -> list[str]:
@@ -137,15 +140,9 @@ def activation_percentiles(model: nn.Module, batches: Iterable[Tensor], names: I
                 flat = flat[torch.randint(flat.numel(), (max_values,), generator=generator)]
             pools[name].append(flat)
         hooks.append(model.get_submodule(name).register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
+    with hooked_eval(model, hooks):
         for x in batches:
             model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
     result = {}
     for name, parts in pools.items():
         if not parts:
@@ -181,17 +178,11 @@ def neuron_percentiles(model: nn.Module, batches: Iterable[Tensor], names: Itera
                 values = torch.cat([tops[name], values])
             tops[name] = values.topk(min(keep, values.shape[0]), dim=0).values
         hooks.append(model.get_submodule(name).register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     seen = 0
-    try:
+    with hooked_eval(model, hooks):
         for x in batches:
             model(x)
             seen += len(x)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
     if seen != num_samples:
         raise ValueError(f"expected {num_samples} samples, the batches held {seen}")
     missing = [n for n, t in tops.items() if t is None]

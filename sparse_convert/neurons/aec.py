@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from .base import ConversionNode
 from .cupy_backend import KernelCall, KernelSpec
+from .qcfs import floor_ste
 
 PARAM_NAMES = ("theta", "t_d", "k", "theta2", "t_d2", "k2")
 
@@ -65,14 +66,10 @@ INITS = {
 }
 
 
-def _ceil_ste(x: Tensor) -> Tensor:
-    return x + (torch.ceil(x) - x).detach()
-
-
 def _first_time(value: Tensor, theta: Tensor, t_d: Tensor, k: Tensor, earliest: Tensor | float) -> Tensor:
     """Smallest integer t >= earliest with θ·exp(t_d − k·t) <= value (value > 0), straight-through."""
     ratio = torch.clamp(value / theta, min=1e-30)
-    t = _ceil_ste((t_d - torch.log(ratio)) / k)
+    t = -floor_ste((torch.log(ratio) - t_d) / k)  # ceil, with a straight-through gradient
     return torch.maximum(t, torch.as_tensor(earliest, dtype=t.dtype, device=t.device))
 
 
@@ -225,8 +222,8 @@ class AECNode(ConversionNode):
             elif local < self.window:
                 fire1 = ~fired1 & (v >= thr1[local]) & (v > 0)
                 fire2 = fired1 & ~fired2 & (v >= thr2[local])
-                out[t].add_(fire1.to(v.dtype), alpha=float(thr1[local]))
-                out[t].add_(fire2.to(v.dtype), alpha=float(thr2[local]))
+                out[t].addcmul_(fire1.to(v.dtype), thr1[local])  # tensors, not floats: no device sync
+                out[t].addcmul_(fire2.to(v.dtype), thr2[local])
                 v.sub_(out[t])
                 fired1 |= fire1
                 fired2 |= fire2

@@ -131,7 +131,7 @@ class CSQCFSNode(ConversionNode):
 
     def kernel_call(self, x_seq: Tensor, states) -> KernelCall:
         theta = self.threshold.detach().to(x_seq.dtype)
-        channels = theta.numel() if theta.numel() > 1 else 1
+        channels = theta.numel()
         inner = x_seq[0, 0, 0].numel() if channels > 1 else 1
         if channels > 1 and (self.channel_dim != 1 or x_seq.shape[2] != channels):
             raise ValueError(f"{channels} thresholds do not fit channel dim 1 of input {tuple(x_seq.shape)}")

@@ -102,18 +102,16 @@ class SNMNode(ConversionNode):
         if self.needs_grad(x_seq, v):
             return super().torch_multi_step(inputs, states)
         theta = self.threshold.to(x_seq.dtype)
-        silent = theta <= 0
+        reach = theta.masked_fill(theta <= 0, float("inf"))  # a silent neuron (θ = 0) never reaches it
         v, count = v.clone(), count.clone()
         out = torch.empty_like(x_seq)
         pos = torch.empty(v.shape, dtype=torch.bool, device=v.device)
         neg = torch.empty_like(pos)
         for t in range(x_seq.shape[0]):
             v.add_(x_seq[t])
-            torch.ge(v, theta, out=pos)
-            torch.le(v, -theta, out=neg)
+            torch.ge(v, reach, out=pos)
+            torch.le(v, -reach, out=neg)
             neg.logical_and_(count > 0)
-            pos.masked_fill_(silent, False)
-            neg.masked_fill_(silent, False)
             spike = out[t]
             torch.sub(pos.to(x_seq.dtype), neg.to(x_seq.dtype), out=spike)
             count.add_(spike)

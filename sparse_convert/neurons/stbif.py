@@ -6,7 +6,7 @@ ANN side, ``L`` levels, a learnable step ``s > 0`` and integer bounds ``[n, p]``
     y = s · clamp(floor(x / s + 1/2), n, p)          (floor passes gradients straight through)
 
 ``s`` learns with LSQ's gradient scale ``1 / sqrt(p · numel)`` and starts at LSQ's
-``2 · mean|x| / sqrt(p)`` on the first batch it calibrates on. It is stored as ``log s``:
+``2 · mean|x| / sqrt(p)`` over the batches it calibrates on. It is stored as ``log s``:
 it stays positive, and Adam's updates change it by a fraction of itself (steps after a
 softmax or an output projection are ~1e-3, smaller than one Adam update of ``s`` itself).
 
@@ -75,7 +75,19 @@ class LSQQuantizer(nn.Module):
         if not (math.isfinite(step) and step > 0):
             raise ValueError(f"quantizer step s must be a finite number > 0, got {step}")
         self.log_step = nn.Parameter(torch.tensor(math.log(step)))
-        self.calibrating = False
+        self._seen: list[float] | None = None  # (Σ|x|, count) of the inputs since calibration began
+
+    @property
+    def calibrating(self) -> bool:
+        """Whether the forward pass sets ``s`` from its inputs (see ``start_calibration``)."""
+        return self._seen is not None
+
+    def start_calibration(self) -> None:
+        """From now on each forward pass sets ``s`` from all inputs seen since this call."""
+        self._seen = [0.0, 0]
+
+    def stop_calibration(self) -> None:
+        self._seen = None
 
     @property
     def step(self) -> Tensor:
@@ -84,8 +96,14 @@ class LSQQuantizer(nn.Module):
 
     @torch.no_grad()
     def calibrate(self, x: Tensor) -> None:
-        """Set ``s`` to LSQ's initial value for the input ``x``: ``2 · mean|x| / sqrt(p)``."""
-        value = 2.0 * float(x.detach().abs().mean()) / math.sqrt(self.pos_max)
+        """Set ``s`` to LSQ's initial value ``2 · mean|x| / sqrt(p)``; while calibrating, the mean runs
+        over every input seen since ``start_calibration`` (so several batches all count)."""
+        total, count = float(x.detach().abs().sum()), x.numel()
+        if self._seen is not None:
+            self._seen[0] += total
+            self._seen[1] += count
+            total, count = self._seen
+        value = 2.0 * total / max(count, 1) / math.sqrt(self.pos_max)
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"cannot calibrate a quantizer on an input with mean |x| = {value}")
         self.log_step.fill_(math.log(value))

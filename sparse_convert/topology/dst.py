@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .init import csti_mask, input_correlation, swi_masked_
 from .link_prediction import link_scores
-from .masks import attach_mask, get_mask, random_masks, synaptic_layers
+from .masks import attach_mask, get_mask, random_masks
 from .percolation import percolate, percolation_chains
 from .pruning import magnitude_prune
 from .schedulers import TopologyScheduler, register_topology, replace_masks
@@ -231,8 +231,7 @@ class CHTScheduler(DynamicSparseScheduler):
         if self.init_topology == "random":
             return super().initialize()
         if self.init_topology == "magnitude":
-            names = [n for n in synaptic_layers(self.model) if n not in self.dense_layers]
-            magnitude_prune(self.model, self.sparsity, layers=names, optimizer=self.optimizer,
+            magnitude_prune(self.model, self.sparsity, layers=list(self.prunable()), optimizer=self.optimizer,
                             generator=self.generator)
             return  # the pretrained weights of the kept links stay
         random_masks(self.model, self.sparsity, generator=self.generator, exclude=self.dense_layers)

@@ -67,6 +67,17 @@ def default_dense_layers(model: nn.Module) -> tuple[str, ...]:
     return (*getattr(model, KEEP_DENSE_ATTR, ()), output_layer_name(model))
 
 
+def kept_links(layer: nn.Module, sparsity: float) -> int:
+    """Links a sparse layer holds at ``sparsity``: ``round((1 − sparsity) · n)``, at least one."""
+    return max(1, round((1.0 - sparsity) * layer.weight.numel()))
+
+
+def current_mask(layer: nn.Module) -> Tensor:
+    """The layer's mask, or all ones (every link present) when it is dense."""
+    mask = get_mask(layer)
+    return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask
+
+
 def get_mask(layer: nn.Module) -> Tensor | None:
     """The layer's boolean mask, or ``None`` when it is dense."""
     return getattr(layer, MASK_NAME, None) if MASK_NAME in layer._buffers else None
@@ -165,7 +176,7 @@ def random_masks(
         if name in skip or sparsity == 0.0:
             continue
         n = layer.weight.numel()
-        keep = max(1, round((1.0 - sparsity) * n))
+        keep = kept_links(layer, sparsity)
         order = torch.randperm(n, generator=generator)
         flat = torch.zeros(n, dtype=torch.bool)
         flat[order[:keep]] = True

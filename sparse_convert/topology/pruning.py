@@ -16,22 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .masks import attach_mask, default_dense_layers, get_mask, synaptic_layers
+from .masks import attach_mask, current_mask, default_dense_layers, get_mask, kept_links, synaptic_layers
 from .percolation import out_alive
 from .schedulers import TopologyScheduler, register_topology, replace_masks
 from .selection import top_k
 
 _SCOPES = ("layer", "global")
-
-
-def _kept_links(layer: nn.Module, sparsity: float) -> int:
-    """Links a layer keeps at ``sparsity``: the count ``random_masks`` gives it."""
-    return max(1, round((1.0 - sparsity) * layer.weight.numel()))
-
-
-def _current(layer: nn.Module) -> Tensor:
-    mask = get_mask(layer)
-    return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask
 
 
 def _prunable(model: nn.Module, layers: Iterable[str] | None) -> dict[str, nn.Module]:
@@ -64,12 +54,14 @@ def magnitude_prune(model: nn.Module, sparsity: float, *, layers: Iterable[str] 
     generator = generator or torch.Generator().manual_seed(0)
     chosen = _prunable(model, layers)
     if scope == "layer":
-        masks = {n: top_k(m.weight.abs(), _current(m), min(_kept_links(m, sparsity), int(_current(m).sum())),
-                          generator) for n, m in chosen.items()}
+        masks = {}
+        for n, m in chosen.items():
+            current = current_mask(m)
+            masks[n] = top_k(m.weight.abs(), current, min(kept_links(m, sparsity), int(current.sum())), generator)
     else:
         magnitudes = torch.cat([m.weight.abs().reshape(-1).cpu() for m in chosen.values()])
-        current = torch.cat([_current(m).reshape(-1).cpu() for m in chosen.values()])
-        keep = min(sum(_kept_links(m, sparsity) for m in chosen.values()), int(current.sum()))
+        current = torch.cat([current_mask(m).reshape(-1).cpu() for m in chosen.values()])
+        keep = min(sum(kept_links(m, sparsity) for m in chosen.values()), int(current.sum()))
         flat = top_k(magnitudes, current, keep, generator)
         sizes = [m.weight.numel() for m in chosen.values()]
         masks = {n: part.reshape(m.weight.shape).to(m.weight.device)
@@ -101,7 +93,7 @@ def structural_prune(model: nn.Module, sparsity: float, example_inputs: Tensor, 
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     synaptic = synaptic_layers(model)
     ignored = list(default_dense_layers(model) if ignored_layers is None else ignored_layers)
-    target = sum(m.weight.numel() if n in ignored else _kept_links(m, sparsity) for n, m in synaptic.items())
+    target = sum(m.weight.numel() if n in ignored else kept_links(m, sparsity) for n, m in synaptic.items())
     names = {m: n for n, m in synaptic.items()}
 
     training = model.training
@@ -119,7 +111,7 @@ def structural_prune(model: nn.Module, sparsity: float, example_inputs: Tensor, 
                     continue
                 scores = scores.to(torch.float64).cpu()
                 root = group[0].dep.target.module
-                scores[~out_alive(_current(root)).cpu()] = -float("inf")
+                scores[~out_alive(current_mask(root)).cpu()] = -float("inf")
                 items = [(names[item.dep.target.module], graph.is_out_channel_pruning_fn(item.dep.handler),
                           torch.as_tensor(item.idxs), torch.as_tensor(item.root_idxs))
                          for item in group if item.dep.target.module in names]
@@ -128,7 +120,7 @@ def structural_prune(model: nn.Module, sparsity: float, example_inputs: Tensor, 
         model.train(training)
 
     def masks_at(ratio: float) -> dict[str, Tensor]:
-        masks = {n: _current(m).clone() for n, m in synaptic.items()}
+        masks = {n: current_mask(m).clone() for n, m in synaptic.items()}
         for order, items in plans:
             pruned = torch.zeros(len(order), dtype=torch.bool)
             pruned[order[:min(int(ratio * len(order)), len(order) - 1)]] = True
@@ -184,10 +176,6 @@ class PruningScheduler(TopologyScheduler):
     def options(self) -> dict[str, Any]:
         return {"start": self.start, "end": self.end, "rounds": self.rounds}
 
-    def prunable(self) -> dict[str, nn.Module]:
-        """The layers that pruning may mask: all synaptic layers but ``dense_layers``."""
-        return {n: m for n, m in synaptic_layers(self.model).items() if n not in self.dense_layers}
-
     def initialize(self) -> None:
         for layer in self.prunable().values():
             if get_mask(layer) is None:
@@ -205,7 +193,7 @@ class PruningScheduler(TopologyScheduler):
         raise NotImplementedError
 
     def _prune_round(self, sparsity: float) -> None:
-        before = {n: int(_current(m).sum()) for n, m in synaptic_layers(self.model).items()}
+        before = {n: int(current_mask(m).sum()) for n, m in synaptic_layers(self.model).items()}
         masks = self.prune(sparsity)
         layers = {n: {"links": int(m.sum()), "changed": before[n] - int(m.sum())} for n, m in masks.items()}
         self.history.append({"step": self.steps_done, "sparsity": sparsity, "layers": layers})

@@ -21,7 +21,15 @@ import torch
 from torch import Tensor, nn
 
 from .init import swi_masked_
-from .masks import attach_mask, default_dense_layers, density, get_mask, masked_layers, random_masks
+from .masks import (
+    attach_mask,
+    current_mask,
+    default_dense_layers,
+    density,
+    masked_layers,
+    random_masks,
+    synaptic_layers,
+)
 
 
 @torch.no_grad()
@@ -36,8 +44,7 @@ def replace_masks(layers: Mapping[str, nn.Module], masks: Mapping[str, Tensor],
     changed = {}
     for name, mask in masks.items():
         layer = layers[name]
-        old = get_mask(layer)
-        old = torch.ones_like(layer.weight, dtype=torch.bool) if old is None else old
+        old = current_mask(layer)
         flipped = old ^ mask.to(old.device, torch.bool)
         layer.weight.masked_fill_(flipped, 0.0)
         if optimizer is not None:
@@ -88,6 +95,10 @@ class TopologyScheduler:
     def layers(self) -> dict[str, nn.Module]:
         """The masked layers this scheduler evolves, by name, in module (forward) order."""
         return {n: m for n, m in masked_layers(self.model).items() if n not in self.dense_layers}
+
+    def prunable(self) -> dict[str, nn.Module]:
+        """The layers this scheduler may mask: all synaptic layers but ``dense_layers``."""
+        return {n: m for n, m in synaptic_layers(self.model).items() if n not in self.dense_layers}
 
     def options(self) -> dict[str, Any]:
         """The rule's options, as recorded in ``summary()``."""
