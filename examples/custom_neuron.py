@@ -55,8 +55,8 @@ class ResetToZeroQCFS(QCFS):
 
     name = "qcfs_reset_to_zero"
 
-    def convert(self, ann, window=None) -> SpikingNetwork:
-        snn = super().convert(ann, window)
+    def build(self, ann, window) -> SpikingNetwork:
+        snn = super().build(ann, window)
         for fold in snn.folds():  # each TimeFold wraps one node; swap it, thresholds copied
             old = fold.node
             fold.node = ResetToZeroNode(old.raw_threshold.detach(), old.channel_dim)

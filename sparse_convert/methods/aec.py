@@ -102,7 +102,7 @@ class AEC(ConversionMethod):
                 module.check()
         return coded
 
-    def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
         if not isinstance(ann, CodedInput):
             raise ValueError("the ANN is not an AEC network: run AEC.prepare first")
         window = self.options.train_window if window is None else int(window)

@@ -1,8 +1,8 @@
 """The conversion-method interface and its registry: ``get_method("qcfs")(levels=8)``.
 
 A method says how to prepare a trained ANN (swap activations, fine-tune, calibrate) and
-how to build the SNN from it. A new method is one module that subclasses
-``ConversionMethod`` and decorates it with ``@register_method``.
+how to build the SNN from it (``prepare`` and ``build``). A new method is one module that
+subclasses ``ConversionMethod`` and decorates it with ``@register_method``.
 """
 
 from __future__ import annotations
@@ -58,12 +58,18 @@ class ConversionMethod(ABC):
     def prepare(self, ann: nn.Module, ctx: MethodContext) -> nn.Module:
         """Turn the trained ANN into this method's ANN (may edit ``ann`` in place); return it."""
 
-    @abstractmethod
     def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
-        """Build the SNN from the prepared ANN; weights and masks carry over, ``ann`` is left intact.
+        """The SNN of the prepared ANN (``build``); weights and masks carry over, ``ann`` is left intact.
 
         ``window`` is the window size T of a ``"window"`` method and must be ``None`` otherwise.
         """
+        if window is not None and self.time_mode == "integrate":
+            raise ValueError(f"method {self.name!r} integrates over time; it has no window")
+        return self.build(ann, window)
+
+    @abstractmethod
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
+        """Build the SNN from the prepared ANN (``window`` already checked against ``time_mode``)."""
 
     @classmethod
     def with_stage_epochs(cls, epochs: int) -> dict[str, int]:

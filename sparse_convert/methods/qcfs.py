@@ -81,9 +81,7 @@ class QCFS(ConversionMethod):
             desc="CS-QCFS (channel-wise)", progress=ctx.progress)
         return ann
 
-    def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
-        if window is not None:
-            raise ValueError("QCFS integrates over time; it has no window")
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
         if not named_leaves(ann, SQCFS):
             raise ValueError("the ANN has no SQCFS activation: run QCFS.prepare first")
         body = copy.deepcopy(ann).eval()

@@ -61,9 +61,7 @@ class SNM(ConversionMethod):
         replace_modules(ann, nn.ReLU, lambda name, _: NeuronClip(thresholds[name]))
         return ann
 
-    def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
-        if window is not None:
-            raise ValueError("SNM integrates over time; it has no window")
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
         if not named_leaves(ann, NeuronClip):
             raise ValueError("the ANN has no NeuronClip activation: run SNM.prepare first")
         body = copy.deepcopy(ann).eval()

@@ -219,9 +219,7 @@ class SpikeZIP(ConversionMethod):
             desc="SpikeZIP-TF QAT", progress=ctx.progress)
         return ann
 
-    def convert(self, ann: nn.Module, window: int | None = None) -> SpikingNetwork:
-        if window is not None:
-            raise ValueError("SpikeZIP-TF integrates over time; it has no window")
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
         if not named_leaves(ann, LSQQuantizer):
             raise ValueError("the ANN has no LSQQuantizer: run SpikeZIP.prepare first")
         body = fold_batchnorm(copy.deepcopy(ann).eval())
