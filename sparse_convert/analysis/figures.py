@@ -30,7 +30,7 @@ from scipy.stats import gaussian_kde  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 from .saturation import result_saturation  # noqa: E402
 from .selection import connectivity  # noqa: E402
-from .statistics import saturation_sample  # noqa: E402
+from .statistics import SaturationSample, saturation_sample  # noqa: E402
 
 COLORS = {"dense": "black", "sparse": "tab:red"}
 SHADE = "tab:green"
@@ -129,9 +129,12 @@ def _mark_lag(ax: Axes, block: dict | None, color: str, label_lag: bool) -> None
                         xytext=(0, 4), textcoords="offset points", ha="center", fontsize=7, color=color)
 
 
-def time_lag_figure(results: Iterable[dict]) -> Figure:
-    """Figure 3: (a) saturation-time scatter, dense and sparse panels; (b) time-lag distributions."""
-    sample = saturation_sample(results)
+def time_lag_figure(results: Iterable[dict] | SaturationSample) -> Figure:
+    """Figure 3: (a) saturation-time scatter, dense and sparse panels; (b) time-lag distributions.
+
+    Takes run results, or their ``saturation_sample`` when the caller has it already.
+    """
+    sample = results if isinstance(results, SaturationSample) else saturation_sample(results)
     if not sample.pairs:
         raise ValueError(f"no run with saturated accuracy and MASFR curves to plot ({sample.excluded_window} "
                          f"window-mode runs, {sample.excluded_unsaturated} that never saturate)")

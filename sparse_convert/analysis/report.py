@@ -117,10 +117,10 @@ def _statistics_section(sample: SaturationSample) -> list[str]:
                     to_markdown([row])]
 
 
-def _figure(name: str, make: Callable[[list[dict]], Figure], results: list[dict], figures: dict[str, Figure],
+def _figure(name: str, make: Callable[[object], Figure], data: object, figures: dict[str, Figure],
             caption: str) -> list[str]:
     try:
-        figures[name] = make(results)
+        figures[name] = make(data)
     except ValueError as err:
         return [f"Not drawn: {err}.", ""]
     return [f"![{name}]({name}.png)", "", caption, ""]
@@ -179,7 +179,8 @@ def build_report(results: Sequence[dict], *, title: str = "sparse-convert report
                      "Dense black, sparse red; dashed: ANN accuracy; ★: the chosen T (accuracy saturation, or AEC's "
                      "best window, whose runs are drawn at their window sizes).")
     lines += ["## Figure 3: saturation of firing rate and accuracy, and the time lag", ""]
-    lines += _figure("time_lag", time_lag_figure, results, figures,
+    sample = saturation_sample(results)  # once, for Figure 3 and the tests
+    lines += _figure("time_lag", time_lag_figure, sample, figures,
                      "(a) MASFR vs accuracy saturation time per integrate-mode run; above the y = x line (shaded) "
                      "the firing rate saturates first; colour: number of runs on the point. (b) Time lag = accuracy "
                      "− MASFR saturation time, dense black and sparse red (kernel density, or a histogram for few "
@@ -187,7 +188,7 @@ def build_report(results: Sequence[dict], *, title: str = "sparse-convert report
     lines += ["## MASFR vs T", ""]
     lines += _figure("masfr_vs_t", masfr_figure, shown, figures,
                      "●: MASFR saturation; dotted: accuracy saturation; arrow: the time lag.")
-    lines += _statistics_section(saturation_sample(results))
+    lines += _statistics_section(sample)
     return Report("\n".join(lines).rstrip() + "\n", tables, figures)
 
 
