@@ -28,6 +28,8 @@ def pair_parser(description: str, settings: dict[str, dict], default_out: str) -
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=default_out)
+    parser.add_argument("--force", action="store_true",
+                        help="rerun finished runs in --out (a finished run of another configuration is an error)")
     return parser
 
 

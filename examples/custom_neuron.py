@@ -82,6 +82,8 @@ def main() -> None:
     parser.add_argument("--t-max", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="examples-out/custom_neuron")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun finished runs (a finished run of another configuration is an error)")
     args = parser.parse_args()
 
     check_equations()
@@ -96,7 +98,8 @@ def main() -> None:
                            data_root=args.data_root, device=args.device)
         # the second method reuses the first one's ANN checkpoint: same sparse ANN, different neuron;
         # a run whose result.json exists is read back, not run again
-        results.append(run_or_load(config, out / method, ann_checkpoint=ann, progress=False))
+        results.append(run_or_load(config, out / method, ann_checkpoint=ann, progress=False,
+                                   force=args.force))
         ann = ann or out / method / "ann.safetensors"
 
     print(to_markdown(to_percent(table_a4(results)), ["method", "ann_accuracy", "snn_accuracy", "T", "energy_uj"]))

@@ -30,7 +30,8 @@ SETTINGS = {
 def main() -> None:
     args = pair_parser(__doc__.splitlines()[0], SETTINGS, "examples-out/mlp").parse_args()
     settings = SETTINGS[args.dataset]
-    results = run_dense_and_sparse(pair_config(args, settings, "mlp"), settings["sparsity"], args.out)
+    results = run_dense_and_sparse(pair_config(args, settings, "mlp"), settings["sparsity"], args.out,
+                                   force=args.force)
     pair_report(results, f"MLP on {args.dataset}", args.out)
 
 

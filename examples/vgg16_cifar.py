@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = SETTINGS[args.dataset]
     config = pair_config(args, settings, "vgg16", model_options={"width": args.width or settings["width"]})
-    results = run_dense_and_sparse(config, SPARSITY, args.out, dense=not args.sparse_only)
+    results = run_dense_and_sparse(config, SPARSITY, args.out, dense=not args.sparse_only, force=args.force)
     pair_report(results, f"VGG-16 on {args.dataset}", args.out)
 
 

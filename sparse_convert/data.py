@@ -8,7 +8,9 @@ the layout expected there.
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,9 @@ DIGITS_VAL_FRACTION = 0.15
 CIFAR_VAL_SIZE = 5000
 IMAGENET_VAL_FRACTION = 0.01
 
+#: Classes, label key and file description of each CIFAR version's python-pickle files.
+CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
+CIFAR_FORMAT = {"cifar10": ("labels", "CIFAR-10 batch"), "cifar100": ("fine_labels", "CIFAR-100 batch")}
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -97,31 +102,107 @@ def _digits(*, root, download, image_size, augment, model) -> DataSplits:
     return DataSplits("digits", part(train), part(val), part(test), 10, tuple(x.shape[1:]))
 
 
+def _md5(path: Path) -> str:
+    """Hex MD5 digest of a file's bytes."""
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _md5_matches(path: str, size: int, mtime_ns: int, md5: str) -> bool:
+    """Whether file ``path`` (of this size and mtime) has digest ``md5``; computed once per file version."""
+    return _md5(Path(path)) == md5
+
+
+def read_cifar_file(path: Path, md5: str, keys: tuple[str, ...], what: str) -> tuple[dict, bool]:
+    """Unpickle one file of a CIFAR python-version archive (``what``: "CIFAR-10 batch", ...), naming it in errors;
+    returns the dict and whether the file is the published one (its MD5 is ``md5``).
+
+    A file that is not the published one (a subset, a re-made copy, a test fixture) is read all the same (the
+    caller warns); one that does not unpickle into a dict holding ``keys`` (corrupt, truncated, another file)
+    raises ``ValueError``.
+    """
+    import pickle
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} is missing")
+    stat = path.stat()
+    published = _md5_matches(str(path), stat.st_size, stat.st_mtime_ns, md5)
+    hint = "" if published else "; its MD5 is not the published one: replace it by the original (--download)"
+    try:
+        with open(path, "rb") as f:  # the dataset's own format is a Python pickle
+            entry = pickle.load(f, encoding="latin1")
+    except Exception as err:  # a damaged pickle fails in many ways (EOFError, UnpicklingError, ValueError, ...)
+        raise ValueError(f"{path} is not a readable {what} file, corrupt or truncated "
+                         f"({type(err).__name__}: {err}){hint}") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path} is not a {what} file: it holds a {type(entry).__name__}, not a dict{hint}")
+    missing = [k for k in keys if k not in entry]
+    if missing:
+        raise ValueError(f"{path} is not a {what} file: it has no {', '.join(map(repr, missing))} entry{hint}")
+    return entry, published
+
+
+def _batch_arrays(path: Path, entry: dict, label_key: str, num_classes: int) -> tuple[np.ndarray, list[int]]:
+    """The images ``[N, 3072]`` (uint8) and labels of one CIFAR batch, checked."""
+    x, y = np.asarray(entry["data"]), np.asarray(entry[label_key])
+    if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or x.dtype != np.uint8:
+        raise ValueError(f"{path}: 'data' must be uint8 rows of 3072 pixels (3 x 32 x 32), "
+                         f"got {x.dtype} of shape {x.shape}")
+    if (y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer)
+            or (len(y) and (y.min() < 0 or y.max() >= num_classes))):
+        raise ValueError(f"{path}: {label_key!r} must hold {len(x)} class indices in [0, {num_classes}), "
+                         f"got {y.dtype} of shape {y.shape}")
+    return x, y.tolist()
+
+
 def _cifar_class(name: str) -> type:
     import torchvision
+    from torchvision.datasets.vision import VisionDataset
 
     base = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    label_key, what = CIFAR_FORMAT[name]
 
     class LocalCIFAR(base):  # type: ignore[misc, valid-type]
-        """torchvision's CIFAR reader; integrity means "every batch file is present".
+        """torchvision's CIFAR, reading each file through ``read_cifar_file``: a damaged file is an error
+        naming it, a file that is not the published one (a subset, a re-pickled copy) a warning."""
 
-        torchvision checks the MD5 of every batch at each load; a copy in the same
-        on-disk format (a subset, or a re-pickled file) is then rejected as corrupt.
-        The download itself still verifies the archive's MD5.
-        """
+        def __init__(self, root: str, train: bool = True, transform: Callable | None = None,
+                     download: bool = False) -> None:
+            VisionDataset.__init__(self, root, transform=transform)
+            self.train = train
+            if download:
+                self.download()
+            folder = Path(self.root) / self.base_folder
+            images, self.targets, self.unpublished = [], [], []
+            for file_name, md5 in self.train_list if train else self.test_list:
+                path = folder / file_name
+                entry, published = read_cifar_file(path, md5, ("data", label_key), what)
+                x, y = _batch_arrays(path, entry, label_key, CIFAR_CLASSES[name])
+                images.append(x)
+                self.targets += y
+                self.unpublished += [] if published else [file_name]
+            self.data = np.concatenate(images).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
+            self._load_meta()
 
-        def _check_integrity(self) -> bool:
+        def _check_integrity(self) -> bool:  # "present": download() fetches (and MD5-checks) the archive if not
             folder = Path(self.root) / self.base_folder
             return all((folder / f).is_file() for f, _ in self.train_list + self.test_list)
 
         def _load_meta(self) -> None:
-            import pickle
-
             path = Path(self.root) / self.base_folder / self.meta["filename"]
-            if not path.is_file():
-                raise FileNotFoundError(f"{name} metadata file {path} is missing")
-            with open(path, "rb") as f:  # the dataset's own format is a Python pickle
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            key = self.meta["key"]
+            entry, published = read_cifar_file(path, self.meta["md5"], (key,), f"{what.split()[0]} metadata")
+            classes = entry[key]
+            self.unpublished += [] if published else [path.name]
+            if not isinstance(classes, list) or len(classes) != CIFAR_CLASSES[name]:
+                raise ValueError(f"{path}: {key!r} must list {CIFAR_CLASSES[name]} class names, got {classes!r:.80}")
+            self.classes = classes
             self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     return LocalCIFAR
@@ -154,6 +235,11 @@ def _cifar(name: str) -> Callable[..., DataSplits]:
         train_full = cls(str(root), train=True, transform=train_tf, download=download)
         train_eval = cls(str(root), train=True, transform=eval_tf, download=False)
         test = cls(str(root), train=False, transform=eval_tf, download=False)
+        unpublished = sorted(set(train_full.unpublished + test.unpublished))
+        if unpublished:
+            warnings.warn(f"{folder}: {', '.join(unpublished)} {'is' if len(unpublished) == 1 else 'are'} not the "
+                          f"published {name} file{'s' * (len(unpublished) > 1)} (MD5 differs); reading "
+                          f"{'it' if len(unpublished) == 1 else 'them'} anyway", stacklevel=2)
         labels = np.asarray(train_full.targets)
         num_classes = len(train_full.classes)
         n_val = max(num_classes, min(CIFAR_VAL_SIZE, len(labels) // 10))  # a stratified split needs >= 1 per class

@@ -35,6 +35,8 @@ channel_epochs = [1]
 epochs = [1]
 """
 TINY_CONFIGS = 18
+#: ... from 2 sparsities x 3 seeds = 6 ANN stages.
+TINY_ANNS = 6
 
 
 def cli_env() -> dict[str, str]:

@@ -1,7 +1,6 @@
 """``sparse-convert report``: one Markdown report with Tables 1 / A4 / A2, Figures 2 and 3 and both tests."""
 
 import re
-import shutil
 
 import pytest
 from scipy import stats
@@ -78,11 +77,8 @@ def test_report_shows_table_a2_and_says_why_a_test_was_not_run(tmp_path):
     assert {p.name for p in written} >= {"r.md", "table_a2.csv", "table_a2.tex", "time_lag.png"}
 
 
-def test_the_demo_writes_its_table_and_the_same_report(digits_sweep, tmp_path):  # noqa: F811
-    # the demo reuses runs whose result.json exists: give it two of the sweep's, so only its tail runs
-    for kind, sparsity in (("dense", 0), ("sparse", 0.9)):
-        source = next(digits_sweep.glob(f"runs/mlp-digits-qcfs-{'dense' if not sparsity else 'cht0.9'}-seed0-*"))
-        shutil.copytree(source, tmp_path / "runs" / f"qcfs-{kind}")
+@pytest.mark.slow
+def test_the_demo_writes_its_table_and_the_same_report(tmp_path):
     out = run_demo(tmp_path, methods=["qcfs"], t_max=24, progress=False)
     assert out.report == tmp_path / "report.md" and "## Table 1" in out.report.read_text()
     assert out.table_md.read_text().startswith("| method | connectivity |")

@@ -9,7 +9,7 @@ import torch
 from sparse_convert.cli import main
 from sparse_convert.data import load_dataset
 from sparse_convert.experiments import RunConfig, load_checkpoint, load_result, run
-from sparse_convert.training import accuracy
+from sparse_convert.training import FitConfig, accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +135,55 @@ def test_nan_in_training_input_is_refused():
     data = TensorDataset(torch.tensor([[1.0, float("nan")]] * 4), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(ValueError, match="NaN"):
         fit(build_model("mlp", 2, (2,), hidden=[4]), data, FitConfig(epochs=1), progress=False)
+
+
+CONTRADICTIONS = [
+    (["--model-opt", "hidden=[64]"], r"model_options: \{'hidden': \[64\]\} vs \{\}"),
+    (["--model", "vgg16"], "model: 'vgg16' vs 'mlp'"),
+    (["--sparsity", "0.5"], "sparsity: 0.5 vs 0.9"),
+    (["--epochs", "3"], "train: "),
+    (["--seed", "7"], "seed: 7 vs 0"),
+    (["--topology", "cht"], "topology: 'cht' vs 'static'"),
+]
+
+
+@pytest.mark.parametrize("args,message", CONTRADICTIONS, ids=[" ".join(a) for a, _ in CONTRADICTIONS])
+def test_flags_that_contradict_the_checkpoint_are_refused_before_anything_runs(digits_runs, tmp_path, capsys,
+                                                                               args, message):
+    path = digits_runs[0.9][0] / "ann.safetensors"
+    code = main(["run", "--quiet", "--ann", str(path), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and "contradicts checkpoint" in err and re.search(message, err), err
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_with_ann_the_anns_flags_default_to_the_checkpoint_and_the_result_records_them(digits_runs, tmp_path):
+    folder, trained = digits_runs[0.9]
+    assert main(["run", "--quiet", "--ann", str(folder / "ann.safetensors"), "--method", "snm", "--t-max", "4",
+                 "--out", str(tmp_path / "snm")]) == 0
+    config = load_result(tmp_path / "snm")["config"]
+    assert config["sparsity"] == 0.9 and config["train"] == trained["config"]["train"]
+    assert config["method"] == "snm" and config["t_max"] == 4 and config["method_options"] == {}
+    # the checkpoint this run wrote is as loadable as the one it read
+    assert main(["run", "--quiet", "--ann", str(tmp_path / "snm" / "ann.safetensors"), "--t-max", "2",
+                 "--out", str(tmp_path / "again")]) == 0
+
+
+def test_a_rerun_removes_a_killed_runs_staging_folder_but_not_one_in_use(tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    stale, busy = tmp_path / ".out.partial-killed", tmp_path / ".out.partial-inuse"
+    for folder in (stale, busy):
+        folder.mkdir()
+        (folder / "ann.safetensors").write_bytes(b"half")
+    held = os.open(busy, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as staged_output holds its folder while writing
+    try:
+        cfg = RunConfig(t_max=2, train=FitConfig(epochs=1), model_options={"hidden": [8]})
+        run(cfg, out, progress=False)
+    finally:
+        os.close(held)
+    assert not stale.exists() and busy.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-inuse", "out"]

@@ -11,13 +11,13 @@ every integrate-mode run, as the paper's §3.3 uses every grid-search run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..fileio import write_text_atomic
+from ..fileio import check_writable, write_text_atomic
 from .figures import accuracy_figure, masfr_figure, save_figure, time_lag_figure
 from .selection import Selection, select_best
 from .statistics import (
@@ -126,9 +126,20 @@ def _figure(name: str, make: Callable[[object], Figure], data: object, figures: 
     return [f"![{name}]({name}.png)", "", caption, ""]
 
 
-def build_report(results: Sequence[dict], *, title: str = "sparse-convert report", source: str | None = None
-                 ) -> Report:
-    """The report of ``results`` (run result dictionaries); raises ``ValueError`` when there are none."""
+def _skipped_section(skipped: Mapping[str | os.PathLike, str]) -> list[str]:
+    """The list of result files left out of the report, and why."""
+    if not skipped:
+        return []
+    n = len(skipped)
+    return (["## Skipped result files", "", f"{n} `result.json` file{'s' if n > 1 else ''} could not be read and "
+             f"{'are' if n > 1 else 'is'} left out of everything below:", ""]
+            + [f"- {why}" for why in skipped.values()] + [""])  # each reason names its file
+
+
+def build_report(results: Sequence[dict], *, title: str = "sparse-convert report", source: str | None = None,
+                 skipped: Mapping[str | os.PathLike, str] | None = None) -> Report:
+    """The report of ``results`` (run result dictionaries); raises ``ValueError`` when there are none.
+    ``skipped`` (path → reason) lists result files that could not be read, in a section of their own."""
     results = list(results)
     if not results:
         raise ValueError("no results to report")
@@ -151,6 +162,7 @@ def build_report(results: Sequence[dict], *, title: str = "sparse-convert report
              "relative improvement stays ≤ 1 % for 10 steps, counted after a deep network's initial latency "
              "plateau; T_max when it never does), the best window for AEC. "
              "Accuracies in %, energy in µJ per image at the chosen T.", ""]
+    lines += _skipped_section(skipped or {})
     if selections:
         lines += ["## Run groups", ""] + [_group_line(s) for s in selections] + [""]
 
@@ -220,12 +232,20 @@ HTML_STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;line-h
               "img{max-width:100%}")
 
 
+def check_report_path(path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` unless ``path`` names a Markdown or HTML file that can be written (with its
+    figures and tables beside it); creates nothing."""
+    path = Path(path)
+    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
+        raise ValueError(f"the report is Markdown (.md) or HTML (.html), got {path.name!r}")
+    check_writable(path, "report --out", folder=False)
+
+
 def write_report(report: Report, path: str | os.PathLike) -> list[Path]:
     """Write the report to ``path`` (Markdown, or an HTML page when ``path`` ends in ``.html``) and its
     figures (PNG, PDF) and tables (CSV, LaTeX) beside it."""
     path = Path(path)
-    if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
-        raise ValueError(f"the report is Markdown (.md) or HTML (.html), got {path.name!r}")
+    check_report_path(path)  # before any figure is written
     folder = path.parent
     written = []
     for name, fig in report.figures.items():

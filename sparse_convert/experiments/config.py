@@ -14,9 +14,24 @@ from ..models import available_models
 from ..topology import available_topologies
 from ..training import FitConfig
 
-#: Native side of datasets whose images are too small for VGG-16 (5 poolings need >= 32 px).
+#: Native side of datasets whose images are too small for VGG-16 (5 poolings need >= 32 px); conv6fc2 is
+#: resized likewise, to the 32 px CIFAR inputs of the SD-SNN / DPAP network it follows.
 _VGG_MIN_SIDE = 32
+_MIN_SIDE_MODELS = ("vgg16", "conv6fc2")
 _SMALL_DATASETS = {"digits": 8}
+
+#: Largest ``t_max`` accepted. A run keeps about 25 KB per simulated step (measured on digits MLPs of 1 to 8
+#: hidden layers: the test and validation curves, the monitors' per-step counts and the result.json text), so
+#: 10,000 steps need about 250 MB beyond the model and data; the paper evaluates 64 (§3.1).
+T_MAX_LIMIT = 10_000
+#: Seeds are integers in [0, SEED_LIMIT): torch seeds are 64-bit and some stages seed with ``seed + 1``.
+SEED_LIMIT = 2**63
+#: Device types a run can use (``cpu``, ``cuda`` or ``cuda:N``).
+DEVICE_TYPES = ("cpu", "cuda")
+
+#: The fields that determine a trained ANN (the ANN stage); the others describe its conversion and evaluation.
+ANN_STAGE_FIELDS = ("model", "model_options", "dataset", "image_size", "sparsity", "topology", "topology_options",
+                    "train", "seed")
 
 
 @dataclass
@@ -58,6 +73,12 @@ class RunConfig:
                 raise ValueError(f"unknown {name} {value!r}; available: {', '.join(known)}")
         if not (isinstance(self.t_max, int) and self.t_max >= 1):
             raise ValueError(f"t_max must be an integer >= 1, got {self.t_max!r}")
+        if self.t_max > T_MAX_LIMIT:
+            raise ValueError(f"t_max must be at most {T_MAX_LIMIT} (about 25 KB of memory per step), "
+                             f"got {self.t_max}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < SEED_LIMIT):
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+        _check_device(self.device)
         if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         if self.eval_batch_size < 1 or self.chunk < 1:
@@ -70,15 +91,34 @@ class RunConfig:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root")
 
     def resolved_image_size(self) -> int | None:
-        """``image_size``, or 32 for VGG-16 on a dataset whose images are smaller."""
+        """``image_size``, or 32 for VGG-16 and conv6fc2 on a dataset whose images are smaller."""
         if self.image_size is not None:
             return self.image_size
-        if self.model == "vgg16" and _SMALL_DATASETS.get(self.dataset, _VGG_MIN_SIDE) < _VGG_MIN_SIDE:
+        if self.model in _MIN_SIDE_MODELS and _SMALL_DATASETS.get(self.dataset, _VGG_MIN_SIDE) < _VGG_MIN_SIDE:
             return _VGG_MIN_SIDE
         return None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def ann_stage(self) -> dict[str, Any]:
+        """The ANN-stage fields (``ANN_STAGE_FIELDS``) as plain values, ``image_size`` resolved."""
+        stage = {name: self.to_dict()[name] for name in ANN_STAGE_FIELDS}
+        stage["image_size"] = self.resolved_image_size()
+        return stage
+
+    def ann_stage_differences(self, other: RunConfig) -> list[str]:
+        """``field: ours vs theirs`` for each ANN-stage field where ``other`` differs (empty when they agree)."""
+        mine, theirs = self.ann_stage(), other.ann_stage()
+        return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in ANN_STAGE_FIELDS if mine[k] != theirs[k]]
+
+    def differences(self, other: RunConfig) -> list[str]:
+        """``field: ours vs theirs`` for each field that changes what a run computes (placement keys such as
+        ``device`` and ``chunk`` left out) where ``other`` differs; empty when they agree."""
+        from ..analysis.selection import PLACEMENT_KEYS
+
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in PLACEMENT_KEYS and mine[k] != theirs[k]]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -87,3 +127,15 @@ class RunConfig:
         if unknown:
             raise ValueError(f"unknown run config keys {unknown}")
         return cls(**data)
+
+
+def _check_device(name: str) -> None:
+    """Refuse a device string torch does not parse, or one of a type runs cannot use (``meta``, ...)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}")

@@ -23,10 +23,20 @@ from ..methods import ConversionMethod, MethodContext, get_method
 from ..models import build_model
 from ..topology import build_topology, density
 from ..training import accuracy, fit, make_loader, make_optimizer
+from ..typecheck import check_options
 from .config import RunConfig
-from .store import RESULT_FILE, load_checkpoint, save_checkpoint, staged_output
+from .store import (
+    RESULT_FILE,
+    load_checkpoint,
+    read_checkpoint_meta,
+    remove_stale_stages,
+    save_checkpoint,
+    staged_output,
+)
 
 RESULT_FORMAT = "sparse-convert/result"
+ANN_RESULT_FILE = "ann_result.json"
+ANN_RESULT_FORMAT = "sparse-convert/ann-result"
 
 
 def seed_everything(seed: int) -> None:
@@ -60,19 +70,66 @@ def train_ann(config: RunConfig, data: DataSplits, device: torch.device, progres
     return model, topology.summary()
 
 
-def run(config: RunConfig, out: str | os.PathLike | None = None, *,
-        ann_checkpoint: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train (or load) the ANN, convert it with ``config.method``, evaluate every t ≤ t_max.
+def _checkpoint_meta(config: RunConfig, data: DataSplits) -> dict[str, Any]:
+    return {"model": config.model, "model_options": config.model_options, "num_classes": data.num_classes,
+            "in_shape": list(data.in_shape), "dataset": config.dataset, "config": config.to_dict()}
 
-    With ``out``, writes ``result.json`` and ``ann.safetensors`` + ``ann.json`` there, all
-    or nothing. Returns the result dictionary.
+
+def _load_data(config: RunConfig) -> DataSplits:
+    return load_dataset(config.dataset, root=config.data_root, download=config.download,
+                        image_size=config.resolved_image_size())
+
+
+def train_stage(config: RunConfig, out: str | os.PathLike | None = None, *, progress: bool = True
+                ) -> dict[str, Any]:
+    """The ANN stage alone: train the ANN of ``config`` (its ANN-stage fields) and evaluate it.
+
+    With ``out``, writes ``ann.safetensors`` + ``ann.json`` and ``ann_result.json`` (written last) there,
+    all or nothing. Returns the ``ann_result.json`` document: ANN test and validation accuracy, density,
+    topology summary and training time. ``run(config, ann_checkpoint=out / "ann.safetensors")`` then
+    gives exactly what ``run(config)`` gives.
     """
     config.validate()
     device = resolve_device(config.device)
+    if out is not None:
+        remove_stale_stages(out)
+    seed_everything(config.seed)
+    data = _load_data(config)
+    start = time.perf_counter()
+    ann, topology = train_ann(config, data, device, progress)
+    train_s = time.perf_counter() - start
+    ann_result = {
+        "format": ANN_RESULT_FORMAT, "version": 1, "ann_stage": config.ann_stage(), "config": config.to_dict(),
+        "ann_accuracy": accuracy(ann, data.test, device=device),
+        "ann_val_accuracy": accuracy(ann, data.val, device=device) if len(data.val) else None,
+        "density": density(ann).to_dict(), "topology": topology, "timing": {"train_s": train_s},
+        "environment": _environment(),
+    }
+    if out is not None:
+        with staged_output(out, last=ANN_RESULT_FILE) as stage:
+            save_checkpoint(ann, stage / "ann", _checkpoint_meta(config, data))
+            write_json_atomic(stage / ANN_RESULT_FILE, ann_result)
+    return ann_result
+
+
+def run(config: RunConfig, out: str | os.PathLike | None = None, *,
+        ann_checkpoint: str | os.PathLike | None = None, progress: bool = True,
+        save_ann: bool = True) -> dict[str, Any]:
+    """Train (or load) the ANN, convert it with ``config.method``, evaluate every t ≤ t_max.
+
+    With ``out``, writes ``result.json`` and (unless ``save_ann`` is False) ``ann.safetensors`` +
+    ``ann.json`` there, all or nothing. Returns the result dictionary. The conversion starts from
+    the same random state whether the ANN was trained here or loaded, so both give the same numbers.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    if out is not None:
+        remove_stale_stages(out)  # a killed earlier run's staging folder
+    if ann_checkpoint is not None:
+        check_checkpoint_agrees(config, read_checkpoint_meta(ann_checkpoint), ann_checkpoint)  # before the data
     seed_everything(config.seed)
     clock = {}
-    data = load_dataset(config.dataset, root=config.data_root, download=config.download,
-                        image_size=config.resolved_image_size())
+    data = _load_data(config)
     method = get_method(config.method)(**config.method_options)
 
     start = time.perf_counter()
@@ -82,13 +139,14 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
             raise ValueError(f"checkpoint {ann_checkpoint} is for {meta['num_classes']} classes of shape "
                              f"{tuple(meta['in_shape'])}, but {config.dataset} has {data.num_classes} of "
                              f"{data.in_shape}")
-        topology = {"rule": "checkpoint", "source": str(ann_checkpoint), "density": density(ann).to_dict()}
+        topology = _checkpoint_topology(ann_checkpoint, ann)
     else:
         ann, topology = train_ann(config, data, device, progress)
     clock["train_s"] = time.perf_counter() - start
     ann_acc = accuracy(ann, data.test, device=device)
     ann_val_acc = accuracy(ann, data.val, device=device) if len(data.val) else None
 
+    seed_everything(config.seed)  # the conversion stage: the same start, trained or loaded
     start = time.perf_counter()
     ctx = MethodContext(data, device=device, seed=config.seed, progress=progress)
     prepared = method.prepare(copy.deepcopy(ann), ctx)
@@ -114,16 +172,51 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
         **timeline,
         "energy_model": {"e_mac_pj": energy.e_mac_pj, "e_ac_pj": energy.e_ac_pj},
         "timing": clock,
-        "environment": {"sparse_convert": __version__, "torch": torch.__version__,
-                        "spikingjelly": _version("spikingjelly"), "python": platform.python_version()},
+        "environment": _environment(),
     }
     if out is not None:
         with staged_output(out) as stage:
-            save_checkpoint(ann, stage / "ann", {
-                "model": config.model, "model_options": config.model_options, "num_classes": data.num_classes,
-                "in_shape": list(data.in_shape), "dataset": config.dataset, "config": config.to_dict()})
+            if save_ann:
+                save_checkpoint(ann, stage / "ann", _checkpoint_meta(config, data))
             write_json_atomic(stage / RESULT_FILE, result)
     return result
+
+
+def _checkpoint_topology(path: str | os.PathLike, ann: nn.Module) -> dict[str, Any]:
+    """The topology block of a run that loaded its ANN: the ANN stage's summary where its
+    ``ann_result.json`` lies beside the checkpoint, else the density alone."""
+    stage_result = Path(path).with_name(ANN_RESULT_FILE)
+    if stage_result.is_file():
+        summary = read_json(stage_result).get("topology")
+        if isinstance(summary, dict):
+            return {**summary, "source": str(path)}
+    return {"rule": "checkpoint", "source": str(path), "density": density(ann).to_dict()}
+
+
+def _environment() -> dict[str, Any]:
+    return {"sparse_convert": __version__, "torch": torch.__version__, "spikingjelly": _version("spikingjelly"),
+            "python": platform.python_version()}
+
+
+def check_checkpoint_agrees(config: RunConfig, meta: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a run whose ANN-stage fields contradict the checkpoint it converts, so that result.json
+    records what ran. A sidecar with the config it was trained with is compared field by field; an
+    older one without it by model, model options and dataset."""
+    stored = meta.get("config")
+    if isinstance(stored, dict):
+        try:
+            trained = RunConfig.from_dict(stored)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"the sidecar of checkpoint {path} holds an unreadable config: {err}") from None
+        differences = config.ann_stage_differences(trained)
+    else:
+        differences = [f"{key}: {getattr(config, key)!r} vs {meta[key]!r}" for key in ("model", "model_options")
+                       if getattr(config, key) != meta[key]]
+        if "dataset" in meta and meta["dataset"] != config.dataset:
+            differences.append(f"dataset: {config.dataset!r} vs {meta['dataset']!r}")
+    if differences:
+        raise ValueError(f"the run contradicts checkpoint {path} (requested vs trained): {'; '.join(differences)}. "
+                         "With --ann, leave the ANN's flags out (they are read from the checkpoint) or train anew")
 
 
 def _evaluate(snn: nn.Module, dataset, steps: int, config: RunConfig, **kwargs: Any) -> TimeCurves:
@@ -198,12 +291,42 @@ def _version(package: str) -> str | None:
         return None
 
 
+#: What the analysis reads from a result, block by block ("" is the top level), with the types it needs.
+RESULT_FIELDS: dict[str, dict[str, Any]] = {
+    "": {"config": dict, "time_mode": str, "ann_accuracy": float, "density": dict, "per_step": dict, "chosen": dict},
+    "config": {"model": str, "dataset": str, "method": str, "sparsity": float, "topology": str, "seed": int,
+               "t_max": int},
+    "density": {"network": float},
+    "per_step": {"t": list[int], "accuracy": list[float | None], "masfr": list[float | None],
+                 "energy_uj": list[float | None]},
+    "chosen": {"t": int, "rule": str, "accuracy": float, "energy_uj": float},
+}
+
+
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``result.json`` (or the one inside folder ``path``) and check its format."""
+    """Read a ``result.json`` (or the one inside folder ``path``) and check its format and the fields the
+    analysis reads (``RESULT_FIELDS``), naming the file and the field in the error."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULT_FILE
     result = read_json(path)
     if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
         raise ValueError(f"{path} is not a sparse-convert result")
+    for block, fields in RESULT_FIELDS.items():
+        values = result[block] if block else result
+        missing = [key for key in fields if key not in values]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(f'{block}.{k}' if block else k for k in missing)}: "
+                             "not a complete sparse-convert result")
+        prefix = f"{block}." if block else ""
+        check_options(values, fields, lambda key, prefix=prefix: f"{prefix}{key} in {path}")
+    lengths = {key: len(result["per_step"][key]) for key in RESULT_FIELDS["per_step"]}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{path}: the per_step lists differ in length ({lengths})")
+    if result["time_mode"] != "window":  # only a window method's curves have gaps (T it did not run)
+        for key in ("accuracy", "masfr", "energy_uj"):
+            if None in result["per_step"][key]:
+                t = result["per_step"]["t"][result["per_step"][key].index(None)]
+                raise ValueError(f"{path}: per_step.{key} has no value at t = {t} (null), but "
+                                 f"{result['time_mode']!r} results have one at every t")
     return result

@@ -28,39 +28,49 @@ same configuration always lands in the same folder. It is complete iff its
 ``result.json`` exists (the runner moves it in last). Before running one, a process takes
 an exclusive ``flock`` on ``DIR/.locks/<name>.lock`` (released by the kernel when the
 process dies, so a SIGKILL leaves no stale lock) and removes the staging leftovers
-``DIR/runs/.<name>.partial-*`` of a killed run. Two sweeps on one DIR therefore never run
-the same configuration twice, and a killed sweep started again runs exactly the
-incomplete ones.
+``DIR/runs/.<name>.partial-*`` of a killed run (``store.remove_stale_stages``). Two sweeps
+on one DIR therefore never run the same configuration twice, and a killed sweep started
+again runs exactly the incomplete ones. Each configuration runs in a worker process of its
+own: a worker that dies fails only its configuration, and workers die with their sweep.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import multiprocessing
+import json
 import os
-import shutil
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..analysis.selection import config_identity, select_best
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import read_text, write_json_atomic
 from ..methods import get_method
 from ..training import FitConfig
+from ..typecheck import check_options, declared_types, describe, matches
 from .config import RunConfig
+from .execution import init_worker, run_local, run_ray  # noqa: F401  (init_worker: sweep workers' setup)
+from .stages import (  # noqa: F401  (ann_name, run_name, stage_lock, run_task: the sweep's public names)
+    ANN_RESULT_FILE,
+    ANNS_DIR,
+    CONVERT_MODES,
+    ERRORS_DIR,
+    LOCKS_DIR,
+    RUNS_DIR,
+    Task,
+    ann_name,
+    plan,
+    run_name,
+    run_task,
+    stage_lock,
+)
 from .store import RESULT_FILE
 
-RUNS_DIR = "runs"
-LOCKS_DIR = ".locks"
-ERRORS_DIR = "errors"
 BEST_FILE = "best.json"
 BACKENDS = ("local", "ray")
 
@@ -76,44 +86,77 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(FitConfig)}
 # -- the grid -------------------------------------------------------------------------------------
 
 
-def _axis(table: dict, key: str, where: str) -> list:
+def _example(default: Any) -> str:
+    """A field's default written as a TOML value, or ``...`` when it has none worth showing."""
+    if isinstance(default, (bool, int, float, str)):
+        return json.dumps(default)
+    return "..."
+
+
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a table ([{where}] followed by key = value lines), got {value!r}")
+    return value
+
+
+def _axis(table: dict, key: str, where: str, types: dict[str, Any] | None = None,
+          defaults: dict[str, Any] | None = None) -> list:
+    """``table[key]``, checked to be a non-empty list whose values have the type ``types`` declares for ``key``."""
     values = table[key]
-    if not isinstance(values, list) or not values:
-        raise ValueError(f"{where}.{key} must be a non-empty list of values (e.g. {key} = [{values!r}]), "
+    example = _example((defaults or {}).get(key, values if not isinstance(values, list) else None))
+    if not isinstance(values, list):
+        raise ValueError(f"{where}.{key} must be a non-empty list of values (e.g. {key} = [{example}]), "
                          f"got {values!r}")
+    if not values:
+        raise ValueError(f"{where}.{key} is an empty list: give it at least one value (e.g. {key} = [{example}])")
+    hint = (types or {}).get(key)
+    if hint is not None and not matches(values, list[hint]):
+        raise ValueError(f"{where}.{key} must be {describe(list[hint])}, got {values!r}")
     return values
 
 
-def _product(table: dict, where: str, known: set[str] | None = None) -> list[dict[str, Any]]:
+def _product(table: dict, where: str, known: set[str] | None = None, types: dict[str, Any] | None = None,
+             defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every combination of the lists in ``table`` (sorted keys), as dicts."""
-    if not isinstance(table, dict):
-        raise ValueError(f"{where} must be a table, got {table!r}")
+    _table(table, where)
     if known is not None and set(table) - known:
         raise ValueError(f"unknown keys {sorted(set(table) - known)} in {where}; known: {sorted(known)}")
     keys = sorted(table)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(_axis(table, k, where) for k in keys))]
+    axes = (_axis(table, k, where, types, defaults) for k in keys)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The plain default value of each field of dataclass ``cls`` (fields with a factory left out)."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
 def expand_grid(spec: dict[str, Any]) -> list[RunConfig]:
     """The configurations of a parsed sweep file, in a fixed order, duplicates removed."""
-    unknown = sorted(set(spec) - {"grid", "settings"})
+    unknown = sorted(set(spec) - {"grid", "settings", "stages"})
     if unknown:
-        raise ValueError(f"unknown top-level tables {unknown} in the sweep file; expected [grid] and [settings]")
-    grid = dict(spec.get("grid", {}))
-    settings = dict(spec.get("settings", {}))
+        raise ValueError(f"unknown top-level tables {unknown} in the sweep file; expected [grid], [settings] "
+                         "and [stages]")
+    if not spec.get("grid"):
+        raise ValueError("the sweep file has no [grid] axes, so nothing to sweep (one run is `sparse-convert run`)")
+    grid = dict(_table(spec["grid"], "grid"))
+    settings = dict(_table(spec.get("settings", {}), "settings"))
     both = sorted(set(grid) & set(settings))
     if both:
         raise ValueError(f"{both} appear both in [grid] and in [settings]")
+    run_types, run_defaults = declared_types(RunConfig), _defaults(RunConfig)
     for key in settings:
         if key not in _SCALAR_FIELDS:
             raise ValueError(f"unknown setting {key!r}; settings are RunConfig fields: {sorted(_SCALAR_FIELDS)}")
-    train_grid = _product(grid.pop("train", {}), "grid.train", _TRAIN_FIELDS)
-    options = {name: grid.pop(name, {}) for name in OPTION_TABLES}
+    check_options(settings, run_types, lambda key: f"settings.{key}")
+    train_grid = _product(grid.pop("train", {}), "grid.train", _TRAIN_FIELDS, declared_types(FitConfig),
+                          dataclasses.asdict(_default_train()))
+    options = {name: _table(grid.pop(name, {}), f"grid.{name}") for name in OPTION_TABLES}
     for key in grid:
         if key not in _SCALAR_FIELDS:
             raise ValueError(f"unknown grid axis {key!r}; axes are RunConfig fields: {sorted(_SCALAR_FIELDS)}")
     order = [k for k in AXIS_ORDER if k in grid] + sorted(k for k in grid if k not in AXIS_ORDER)
-    axes = [_axis(grid, k, "grid") for k in order]
+    axes = [_axis(grid, k, "grid", run_types, run_defaults) for k in order]
     for table, axis in OPTION_TABLES.items():
         named = set(grid.get(axis, [RunConfig.__dataclass_fields__[axis].default]))
         stray = sorted(set(options[table]) - named)
@@ -124,9 +167,10 @@ def expand_grid(spec: dict[str, Any]) -> list[RunConfig]:
         base = dict(settings, **dict(zip(order, combo)))
         if base.get("sparsity", 0.0) == 0:
             base["topology"] = "static"  # dense runs have no topology to evolve
-        per_name = {table: _product(options[table].get(base.get(axis, RunConfig.__dataclass_fields__[axis].default),
-                                                      {}), f"grid.{table}")
-                    for table, axis in OPTION_TABLES.items()}
+        names = {table: base.get(axis, RunConfig.__dataclass_fields__[axis].default)
+                 for table, axis in OPTION_TABLES.items()}
+        per_name = {table: _product(options[table].get(name, {}), f"grid.{table}.{name}")
+                    for table, name in names.items()}
         if base.get("sparsity", 0.0) == 0:
             per_name["topology_options"] = [{}]
         for train, model_opts, method_opts, topo_opts in itertools.product(
@@ -147,229 +191,168 @@ def _default_train() -> FitConfig:
 
 
 def load_sweep(path: str | os.PathLike) -> list[RunConfig]:
-    """Parse a sweep TOML file and expand its grid."""
+    """Parse a sweep TOML file and expand its grid; every error names the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep file {path} does not exist")
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path} is not valid TOML: {err}") from None
-    configs = expand_grid(spec)
+    try:
+        configs = expand_grid(spec)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     if not configs:
         raise ValueError(f"{path} describes no configuration")
     return configs
 
 
-def run_name(config: dict[str, Any]) -> str:
-    """Folder name of a configuration: readable parts and a 10-hex-digit hash of ``config_identity``."""
-    digest = hashlib.sha256(config_identity(config).encode()).hexdigest()[:10]
-    kind = "dense" if config["sparsity"] == 0 else f"{config['topology']}{config['sparsity']:g}"
-    return f"{config['model']}-{config['dataset']}-{config['method']}-{kind}-seed{config['seed']}-{digest}"
+@dataclass
+class SweepOptions:
+    """The ``[stages]`` table of a sweep file: which ANNs are converted, and whether ANNs are shared."""
+
+    convert: str = "all"
+    share: bool = True
+
+    def __post_init__(self) -> None:
+        if self.convert not in CONVERT_MODES:
+            raise ValueError(f"stages.convert must be one of {CONVERT_MODES}, got {self.convert!r}")
+        if not isinstance(self.share, bool):
+            raise ValueError(f"stages.share must be true or false, got {self.share!r}")
 
 
-# -- running one configuration ----------------------------------------------------------------------
-
-
-@contextmanager
-def config_lock(path: Path, wait: bool) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``path`` for the block; yields False when another process holds it
-    and ``wait`` is False. The kernel drops the lock when its process dies."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def load_sweep_options(path: str | os.PathLike) -> SweepOptions:
+    """The ``[stages]`` table of sweep file ``path`` (defaults where it has none)."""
+    spec = tomllib.loads(read_text(Path(path)))
+    table = spec.get("stages", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [stages] must be a table, got {table!r}")
+    unknown = sorted(set(table) - {f.name for f in dataclasses.fields(SweepOptions)})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown} in [stages]; known: convert, share")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def remove_leftovers(runs_dir: Path, name: str) -> list[Path]:
-    """Delete the staging folders ``.<name>.partial-*`` a killed run left; call with the config's lock held."""
-    removed = sorted(runs_dir.glob(f".{name}.partial-*"))
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
-
-
-def run_configuration(config: dict[str, Any], out: str, name: str, wait: bool = False) -> tuple[str, str | None]:
-    """Run one configuration of the sweep in ``out`` unless it is complete or another process holds it.
-
-    Returns (status, error) with status ``"ran"``, ``"complete"``, ``"busy"`` or ``"failed"``.
-    """
-    from .runner import run
-
-    out_dir = Path(out)
-    runs_dir, error_file = out_dir / RUNS_DIR, out_dir / ERRORS_DIR / f"{name}.txt"
-    with config_lock(out_dir / LOCKS_DIR / f"{name}.lock", wait) as held:
-        if not held:
-            return "busy", None
-        remove_leftovers(runs_dir, name)
-        if (runs_dir / name / RESULT_FILE).is_file():
-            return "complete", None
-        try:
-            run(RunConfig.from_dict(config), runs_dir / name, progress=False)
-        except Exception as err:  # one diverging configuration must not stop the sweep
-            message = f"{type(err).__name__}: {err}"
-            write_text_atomic(error_file, message + "\n")
-            return "failed", message
-        error_file.unlink(missing_ok=True)
-        return "ran", None
-
-
-def init_worker() -> None:
-    """Per-process setup of a sweep worker: one torch thread (runs are repeatable and do not
-    oversubscribe the cores) and the fixed mmap threshold of the CLI."""
-    import torch
-
-    from ..allocator import fix_mmap_threshold
-
-    torch.set_num_threads(1)
-    fix_mmap_threshold()
+        return SweepOptions(**table)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 # -- the sweep --------------------------------------------------------------------------------------
 
 
 @dataclass
-class SweepSummary:
-    """What one ``sweep`` call did, by configuration name."""
+class StageSummary:
+    """Outcomes of one stage's tasks in one ``sweep`` call, by task name."""
 
-    total: int
+    total: int = 0
     ran: list[str] = field(default_factory=list)
     complete: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    unselected: list[str] = field(default_factory=list)
+
+    def add(self, name: str, status: str, error: str | None) -> None:
+        if status in ("failed", "skipped"):
+            getattr(self, status)[name] = error or ""
+        else:
+            getattr(self, status).append(name)
+
+    def counts(self) -> str:
+        parts = [f"{len(self.ran)} ran", f"{len(self.complete)} already complete", f"{len(self.failed)} failed"]
+        parts += [f"{len(self.skipped)} skipped"] if self.skipped else []
+        parts += [f"{len(self.unselected)} not selected"] if self.unselected else []
+        return ", ".join(parts)
+
+
+@dataclass
+class SweepSummary:
+    """What one ``sweep`` call did: the ANN stages (none without sharing) and the conversions."""
+
+    total: int
+    anns: StageSummary = field(default_factory=StageSummary)
+    conversions: StageSummary = field(default_factory=StageSummary)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {**self.anns.failed, **self.conversions.failed, **self.conversions.skipped}
 
     @property
     def ok(self) -> bool:
-        return not self.failed and len(self.ran) + len(self.complete) == self.total
+        return not self.failed
 
     def line(self) -> str:
-        return (f"{self.total} configurations: {len(self.ran)} ran, {len(self.complete)} already complete, "
-                f"{len(self.failed)} failed")
+        if not self.anns.total:
+            return f"{self.total} configurations: {self.conversions.counts()}"
+        return (f"{self.total} configurations: {self.anns.total} ANN trainings ({self.anns.counts()}), "
+                f"conversions: {self.conversions.counts()}")
+
+
+def dry_run_line(tasks: list[Task], total: int, out: str | os.PathLike | None = None) -> str:
+    """``N configurations: A ANN trainings, C conversions``, with how many are already complete in ``out``."""
+    anns = [t for t in tasks if t.kind == "ann"]
+    conversions = [t for t in tasks if t.kind != "ann"]
+    line = f"{total} configurations: {len(anns)} ANN trainings, {len(conversions)} conversions"
+    if any(t.group for t in conversions):
+        line += " (at most: convert = best converts one ANN configuration per group)"
+    if out is not None:
+        done = sum((Path(out) / ANNS_DIR / t.name / ANN_RESULT_FILE).is_file() for t in anns)
+        done_c = sum((Path(out) / RUNS_DIR / t.name / RESULT_FILE).is_file() for t in conversions)
+        if done or done_c:
+            line += f" ({done} ANN trainings and {done_c} conversions already complete)"
+    return line
 
 
 Reporter = Callable[[str, str, float], None]
 
 
 def sweep(configs: list[RunConfig], out: str | os.PathLike, *, workers: int = 1, backend: str = "local",
-          report: Reporter | None = None) -> SweepSummary:
-    """Run every configuration not yet complete in ``out`` (see module doc) and write ``out/best.json``."""
+          report: Reporter | None = None, options: SweepOptions | None = None, cpus_per_trial: float = 1,
+          gpus_per_trial: float = 0) -> SweepSummary:
+    """Run every stage not yet complete in ``out`` (see ``stages``) and write ``out/best.json``."""
+    options = options or SweepOptions()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "local" and (cpus_per_trial != 1 or gpus_per_trial):
+        raise ValueError("--cpus-per-trial and --gpus-per-trial are Ray options (--backend ray); the local "
+                         "backend runs --workers processes of one thread each, on the configured device")
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise ValueError(f"cpus per trial must be > 0 and GPUs per trial >= 0, got {cpus_per_trial}, "
+                         f"{gpus_per_trial}")
     out = Path(out).resolve()
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
-    named = {run_name(c.to_dict()): c.to_dict() for c in configs}
-    summary = SweepSummary(total=len(named))
-    todo = []
-    for name, config in named.items():
-        if (out / RUNS_DIR / name / RESULT_FILE).is_file():
-            with config_lock(out / LOCKS_DIR / f"{name}.lock", wait=False) as held:
-                if held:
-                    remove_leftovers(out / RUNS_DIR, name)
-            summary.complete.append(name)
-        else:
-            todo.append((name, config))
-    execute = _run_ray if backend == "ray" else _run_local
+    tasks = plan(configs, options.convert, options.share)
+    summary = SweepSummary(total=len(configs))
+    for task in tasks:
+        stage = summary.anns if task.kind == "ann" else summary.conversions
+        stage.total += 1
+        if task.kind == "ann" and not (out / ANNS_DIR / task.name / ANN_RESULT_FILE).is_file():
+            (out / ERRORS_DIR / f"{task.name}.txt").unlink(missing_ok=True)  # retried now: forget the old error
     started = time.perf_counter()
 
-    def record(name: str, status: str, error: str | None) -> None:
-        if status == "failed":
-            summary.failed[name] = error or ""
-        else:
-            (summary.ran if status == "ran" else summary.complete).append(name)
+    def record(task: Task, status: str, error: str | None) -> None:
+        (summary.anns if task.kind == "ann" else summary.conversions).add(task.name, status, error)
         if report is not None:
-            report(name, status, time.perf_counter() - started)
+            report(task.name, status, time.perf_counter() - started)
 
-    execute(todo, out, workers, record)
+    if backend == "ray":
+        run_ray(tasks, out, workers, record, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+    else:
+        run_local(tasks, out, workers, record)
     write_best(out)
     return summary
-
-
-def _run_local(todo: list[tuple[str, dict]], out: Path, workers: int,
-               record: Callable[[str, str, str | None], None]) -> None:
-    """A forkserver process pool (workers forked from one clean process that imported the runner once);
-    configurations another process holds are waited for at the end."""
-    if not todo:
-        return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "sparse_convert.experiments.runner"])
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                             initializer=init_worker) as pool:
-        batch, wait = todo, False
-        while batch:
-            futures = {pool.submit(run_configuration, config, str(out), name, wait): (name, config)
-                       for name, config in batch}
-            batch, wait = [], True  # a second round waits for the locks other processes held
-            for future in as_completed(futures):
-                status, error = future.result()
-                if status == "busy":
-                    batch.append(futures[future])
-                else:
-                    record(futures[future][0], status, error)
-
-
-def _ray_trial(params: dict[str, Any], todo: list[tuple[str, dict]], out: str) -> dict[str, Any]:
-    """A Ray Tune trial: one configuration of the grid, run exactly as the local backend runs it."""
-    init_worker()
-    name, config = todo[params["index"]]
-    status, error = run_configuration(config, out, name, wait=True)
-    return {"name": name, "status": status, "error": error or ""}
-
-
-def _run_ray(todo: list[tuple[str, dict]], out: Path, workers: int,
-             record: Callable[[str, str, str | None], None]) -> None:
-    """Ray Tune over the indices of ``todo``: one CPU per trial, ``workers`` at a time; joins the cluster
-    named by ``RAY_ADDRESS`` when set (``out`` must then be on a file system every node sees)."""
-    if not todo:
-        return
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise ValueError("--backend ray needs Ray Tune: pip install 'sparse-convert[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        cluster = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, **cluster)
-    storage = out / ".tune"  # Tune's own bookkeeping (hidden: collect_results skips it); results are in out/runs
-    try:
-        trainable = tune.with_resources(tune.with_parameters(_ray_trial, todo=todo, out=str(out)), {"cpu": 1})
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"index": tune.grid_search(list(range(len(todo))))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=workers, reuse_actors=True),  # one import per worker
-            run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      verbose=0),
-        )
-        grid = tuner.fit()
-        for result in grid:
-            if result.error is not None:
-                index = result.config["index"]
-                record(todo[index][0], "failed", f"Ray trial error: {result.error}")
-            else:
-                m = result.metrics
-                record(m["name"], m["status"], m["error"] or None)
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # -- collecting results ------------------------------------------------------------------------------
 
 
-def collect_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every complete run under ``folder`` (each ``result.json`` outside hidden folders), sorted by path."""
+def collect_results(folder: str | os.PathLike, skipped: dict[Path, str] | None = None) -> list[dict[str, Any]]:
+    """Every complete run under ``folder`` (each ``result.json`` outside hidden folders), sorted by path.
+
+    An unreadable ``result.json`` raises ``ValueError``; with ``skipped``, it is recorded there instead
+    (path → what is wrong) and the others are read.
+    """
     from .runner import load_result
 
     folder = Path(folder)
@@ -377,7 +360,15 @@ def collect_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"results folder {folder} does not exist")
     paths = sorted(p for p in folder.rglob(RESULT_FILE)
                    if not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return [load_result(p) for p in paths]
+    results = []
+    for path in paths:
+        try:
+            results.append(load_result(path))
+        except (ValueError, OSError) as err:
+            if skipped is None:
+                raise
+            skipped[path] = str(err)
+    return results
 
 
 def best_configurations(results: list[dict[str, Any]]) -> dict[str, Any]:

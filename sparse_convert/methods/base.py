@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..data import DataSplits
+from ..typecheck import check_options, declared_types
 from .snn import SpikingNetwork
 
 
@@ -52,6 +53,7 @@ class ConversionMethod(ABC):
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"unknown options {unknown} for method {self.name!r}; it takes {sorted(known)}")
+        check_options(options, declared_types(self.Options), lambda key: f"option {key} of method {self.name!r}")
         self.options = self.Options(**options)
 
     @abstractmethod

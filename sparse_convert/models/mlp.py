@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from torch import nn
@@ -19,8 +20,10 @@ class MLP(nn.Sequential):
     """``Flatten → [Linear → ReLU] * len(hidden) → Linear``; ReLUs are where conversion methods act."""
 
     def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int):
-        if not hidden or any(int(h) < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be positive integers, got {list(hidden)}")
+        if (isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden
+                or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden)):
+            raise ValueError(f"hidden must be a non-empty list of positive integer widths (e.g. hidden=[256,256]), "
+                             f"got {hidden!r}")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for h in hidden:
