@@ -182,7 +182,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .analysis.report import build_report, check_report_path, write_report
-    from .experiments.sweep import collect_results
+    from .experiments.sweep import collect_results, stage_table
 
     check_report_path(args.out)
     skipped: dict[Path, str] = {}
@@ -193,7 +193,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"no readable result.json under {args.folder} ({len(skipped)} unreadable, listed above)")
     if not results:
         raise ValueError(f"no result.json under {args.folder}: nothing to report")
-    written = write_report(build_report(results, source=str(args.folder), skipped=skipped), args.out)
+    report = build_report(results, source=str(args.folder), skipped=skipped, stages=stage_table(args.folder))
+    written = write_report(report, args.out)
     print(f"report: {written[0]} ({len(results)} runs; {len(written) - 1} figure and table files beside it)")
     return 0
 

@@ -6,6 +6,7 @@ backend, spikes and states compared bit for bit.
 """
 
 import ctypes
+import math
 import shutil
 import subprocess
 
@@ -125,6 +126,40 @@ def test_chunked_c_kernel_calls_carry_the_state(c_kernels):
     assert torch.equal(torch.cat(outs), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
+def test_generated_aec_c_sends_both_spikes_in_one_step_and_the_forced_last_one_like_torch(c_kernels, dtype):
+    """Values that put both spikes in one step, one after the other, the compensating one at the window's last
+    step (forced when the residual is below its threshold), and silence: C and torch agree on every case."""
+    if ("aec", dtype) not in c_kernels:
+        pytest.skip("this C compiler has no _Float16")
+    init = INITS["cifar10"]
+    node = AECNode(AECActivation(init, 4).code.as_dict(), window=4, depth=1).to(dtype)
+    thr1 = [init.theta * math.exp(init.t_d - init.k * t) for t in range(4)]
+    thr2 = [init.theta2 * math.exp(init.t_d2 - init.k2 * t) for t in range(4)]
+    values = torch.tensor([1.3, 0.5, 1.0, 0.19, thr1[3] * 1.001, 0.01, -0.4, 5.0], dtype=dtype)
+    x_seq = torch.zeros(10, 1, values.numel(), dtype=dtype)
+    x_seq[3, 0] = values  # delivered at the last step of the decoding window
+    reported = []
+    handle = node.register_double_spike_hook(lambda out, doubles: reported.append(doubles))
+    expected, expected_states = torch_backend(node, x_seq)
+    handle.remove()
+    states = node.materialize_states((x_seq,), tuple(node._memories.values()), "m")
+    out, new = run_c(c_kernels["aec", dtype], node.kernel_spec(), x_seq, node.kernel_call(x_seq, states))
+    assert torch.equal(out, expected)
+    assert torch.equal(AECNode.kernel_doubles(new, x_seq), reported[0])  # the kernel's double-spike report
+    assert reported[0].sum().item() == 4  # 1.3 and 5.0 at step 0, 0.5 at step 1, the forced 1.001·thr1(3) at 3
+    for got, want in zip(node.kernel_states(new, states, x_seq), expected_states):
+        assert torch.equal(got, want) if isinstance(want, torch.Tensor) else got == want
+    window = out[4:8, 0].double()
+    tol = dict(rtol=2e-3 if dtype == torch.float16 else 1e-6, atol=0)
+    torch.testing.assert_close(window[0, 0], torch.tensor(thr1[0] + thr2[0], dtype=torch.float64), **tol)  # both at 0
+    torch.testing.assert_close(window[1, 1], torch.tensor(thr1[1] + thr2[1], dtype=torch.float64), **tol)  # both at 1
+    assert window[0, 2] != 0 and window[1, 2] != 0  # primary at 0, compensating at 1
+    torch.testing.assert_close(window[3, 4], torch.tensor(thr1[3] + thr2[3], dtype=torch.float64), **tol)  # forced
+    assert (window[:, 5:7] == 0).all() and (out[:4] == 0).all() and (out[8:] == 0).all()
+    assert ((out != 0).sum(0) <= 2).all()
+
+
 # -- generation and dispatch ----------------------------------------------------------
 
 def test_kernel_source_names_states_params_and_dtype():
@@ -183,6 +218,21 @@ def test_cupy_kernels_equal_the_torch_backend(name, dtype, shape):
     assert torch.equal(out, expected_out)
     for got, want in zip(states, expected_states):
         assert torch.equal(got, want) if isinstance(want, torch.Tensor) else got == want
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cupy_available(), reason="needs CuPy and a CUDA GPU")
+def test_cupy_aec_kernel_reports_the_same_double_spikes_as_torch():
+    g = torch.Generator().manual_seed(5)
+    node = make_nodes((16,), g)["aec"].cuda()
+    x_seq = node_input("aec", 24, 6, (16,), g, torch.float32).cuda()
+    masks = {}
+    for backend in ("torch", "cupy"):
+        node.backend = backend
+        handle = node.register_double_spike_hook(lambda out, doubles, b=backend: masks.__setitem__(b, doubles))
+        torch_backend(node, x_seq)
+        handle.remove()
+    assert torch.equal(masks["cupy"], masks["torch"]) and masks["torch"].any()
 
 
 def test_generated_c_fires_at_exact_threshold_ties_like_torch(c_kernels):

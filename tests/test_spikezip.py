@@ -39,6 +39,39 @@ def test_level_bounds_signed_and_unsigned():
         level_bounds(1, signed=False)
 
 
+@pytest.mark.parametrize("levels", range(2, 18))
+def test_signed_levels_are_the_reference_range_with_levels_values(levels):
+    # the reference: neg_min = -L//2 (Python floor division of -L), pos_max = L//2 - 1
+    n, p = level_bounds(levels, signed=True)
+    assert (n, p) == ((-levels) // 2, levels // 2 - 1)
+    assert p - n + 1 == levels and n <= 0 <= p
+    assert level_bounds(levels, signed=False) == (0, levels - 1)
+
+
+def test_five_signed_levels_reach_minus_three_to_one_in_the_quantizer_and_the_node():
+    q = LSQQuantizer(5, signed=True, step=0.5).double()
+    x = torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
+    steps = q(x).detach() / q.step.detach().double()
+    torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-12)
+    assert torch.unique(steps.round()).tolist() == [-3.0, -2.0, -1.0, 0.0, 1.0]
+    node = STBIFNode.from_quantizer(q).double()
+    assert (int(node.neg_min), int(node.pos_max)) == (-3, 1)
+    out = node(torch.cat([x[None], torch.zeros(12, 601, dtype=torch.float64)]))
+    torch.testing.assert_close(out.sum(0), q(x).detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_a_signed_quantizer_without_a_positive_level_is_refused_clearly(levels):
+    with pytest.raises(ValueError, match=rf"levels \(L\) >= 4, got {levels}: its range \[-\d, 0\]"):
+        LSQQuantizer(levels, signed=True)
+    LSQQuantizer(levels, signed=False)  # a quantized ReLU with L levels is fine
+    node = STBIFNode(1.0, *level_bounds(levels, signed=True))  # the node itself can hold that range
+    x = torch.zeros(6, 1, 2)
+    x[0, 0] = torch.tensor([-5.0, 3.0])
+    n, _ = level_bounds(levels, signed=True)
+    assert node(x).sum(0).flatten().tolist() == [float(n), 0.0]  # clamp(floor(X/θ + 1/2), n, 0)
+
+
 def test_quantizer_hand_computed_values():
     x = torch.tensor([-2.0, -0.76, -0.74, -0.2, 0.24, 0.25, 0.6, 3.0])
     # x/s + 1/2 with s = 0.5: [-3.5, -1.02, -0.98, 0.1, 0.98, 1.0, 1.7, 6.5] → floor → clamp → × s
@@ -221,11 +254,7 @@ def test_snn_output_summed_over_steps_equals_the_qann_output_for_every_token_and
         with torch.no_grad(), calibrating(qann):
             qann.eval()(data.train.tensors[0][:64].to(dtype))
     x = data.test.tensors[0][:48].to(dtype)
-    with torch.no_grad():
-        expected = _quantizer_outputs(qann, x)
-        snn = get_method("spikezip")().convert(qann)
-        functional.reset_net(snn)
-        total = snn(snn.encoder.encode(x, 0, 48)).sum(0)
+    expected, snn, total = _run_snn(qann, x)
     torch.testing.assert_close(total, expected["logits"], rtol=1e-5, atol=1e-5)
     nodes = {n[:-len(".node")]: m for n, m in snn.body.named_modules() if isinstance(m, STBIFNode)}
     assert set(nodes) == set(expected) - {"logits"}
@@ -236,6 +265,41 @@ def test_snn_output_summed_over_steps_equals_the_qann_output_for_every_token_and
         else:
             off = int(((node.accumulated - expected[name]).abs() > 1e-5).sum())
             assert off <= expected[name].numel() // 1000, f"{name}: {off} of {expected[name].numel()} entries differ"
+
+
+def _run_snn(qann: nn.Module, x: torch.Tensor):
+    """The QANN's quantizer outputs on ``x``, its SNN, and the SNN's output summed over 48 steps."""
+    with torch.no_grad():
+        expected = _quantizer_outputs(qann, x)
+        snn = get_method("spikezip")().convert(qann)
+        functional.reset_net(snn)
+        return expected, snn, snn(snn.encoder.encode(x, 0, 48)).sum(0)
+
+
+def test_snn_equals_the_qann_with_an_odd_number_of_levels(tiny_vit_qann):
+    """L = 5: signed quantizers on [−3, 1], unsigned on [0, 4]; every ST-BIF+ node settles to its quantizer."""
+    _, qann, data = tiny_vit_qann
+    qann = copy.deepcopy(qann).double()
+    for m in qann.modules():
+        if isinstance(m, LSQQuantizer):
+            m.levels = 5
+            m.neg_min, m.pos_max = level_bounds(5, m.signed)
+    with torch.no_grad(), calibrating(qann):
+        qann.eval()(data.train.tensors[0][:64].double())
+    x = data.test.tensors[0][:24].double()
+    expected, snn, total = _run_snn(qann, x)
+    torch.testing.assert_close(total, expected["logits"], rtol=1e-9, atol=1e-9)
+    nodes = {n[:-len(".node")]: m for n, m in snn.body.named_modules() if isinstance(m, STBIFNode)}
+    signed_seen = False
+    for name, node in nodes.items():
+        torch.testing.assert_close(node.accumulated, expected[name], rtol=1e-9, atol=1e-9, msg=name)
+        counts = (node.accumulated / node.threshold).round()
+        if int(node.neg_min) < 0:
+            assert int(node.neg_min) == -3 and int(node.pos_max) == 1
+            signed_seen = signed_seen or bool((counts == -3).any())
+        else:
+            assert int(node.pos_max) == 4
+    assert signed_seen  # the third negative level is used
 
 
 def test_masked_weights_stay_zero_through_qat_and_the_classifier_stays_dense(tiny_vit_qann):

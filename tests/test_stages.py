@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sweep_fixtures import digits_sweep, tiny_toml  # noqa: F401
 
 from sparse_convert.cli import main
 from sparse_convert.experiments import RunConfig, run
@@ -111,3 +112,24 @@ def test_the_mlp_cifar10_grid_is_table_a1():
         32, 64, 128}
     assert {c.method_options["levels"] for c in by_method["qcfs"]} == {2, 4, 8, 16, 32}
     assert {c.sparsity for c in configs} == {0.0, 0.99}
+
+
+def test_the_stage_table_counts_failed_anns_and_the_conversions_they_skipped(tmp_path):
+    from sparse_convert.experiments.stages import run_task
+    from sparse_convert.experiments.sweep import stage_table
+
+    bad = RunConfig(dataset="cifar10", data_root=str(tmp_path / "nowhere"), method="snm")
+    for task in plan([bad, RunConfig(dataset="cifar10", data_root=str(tmp_path / "nowhere"), method="qcfs")]):
+        run_task(task, tmp_path)
+    assert stage_table(tmp_path) == [
+        {"stage": "ANN training", "complete": 0, "failed": 1, "skipped": 0, "wall_s": 0.0},
+        {"stage": "conversion", "complete": 0, "failed": 0, "skipped": 2, "wall_s": 0.0}]
+    assert stage_table(tmp_path / "elsewhere") == []
+
+
+def test_the_report_of_a_sweep_shows_its_stages(digits_sweep, tmp_path):  # noqa: F811
+    assert main(["report", str(digits_sweep), "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "## Sweep stages" in text
+    assert re.search(r"\| ANN training \| 6 \| 0 \| 0 \| [0-9.]+ \|", text), text
+    assert re.search(r"\| conversion \| 18 \| 0 \| 0 \| [0-9.]+ \|", text), text

@@ -151,7 +151,7 @@ def test_a_failing_ann_is_recorded_and_its_conversions_are_skipped_naming_it(tmp
     ann, conversion = plan([RunConfig.from_dict(bad)])
     status, error = run_task(ann, tmp_path)
     assert status == "failed" and "cifar10 not found" in error
-    assert "cifar10 not found" in (tmp_path / "errors" / f"{ann.name}.txt").read_text()
+    assert "cifar10 not found" in (tmp_path / "errors" / "anns" / f"{ann.name}.txt").read_text()
     status, error = run_task(conversion, tmp_path)
     assert status == "skipped" and f"its ANN stage {ann.name} failed" in error and "cifar10 not found" in error
     assert error in (tmp_path / "errors" / f"{conversion.name}.txt").read_text()
@@ -352,7 +352,7 @@ def test_a_killed_worker_fails_only_its_configuration_and_the_sweep_goes_on(tmp_
     (gate / "open").touch()
     assert proc.wait(timeout=600) == 1, log.read_text()[-3000:]
     text = log.read_text()
-    errors = {p.stem: p.read_text() for p in (out / "errors").iterdir()}
+    errors = {p.stem: p.read_text() for p in (out / "errors").rglob("*.txt")}
     (killed,) = [name for name, message in errors.items() if message.startswith("the worker process was killed by "
                                                                                   "signal 9 (SIGKILL)")]
     if killed in _names_of_anns(toml):  # the ANN stage died: its one conversion is skipped, naming it
@@ -377,3 +377,22 @@ def test_workers_die_with_a_killed_sweep(tmp_path):
     _kill_session(proc.pid)
     assert not left, f"processes {left} outlived their sweep"
     assert not _complete(out)
+
+
+def test_ray_resources_on_the_local_backend_are_refused(tiny_toml, tmp_path, capsys):  # noqa: F811
+    assert main(["sweep", str(tiny_toml), "--out", str(tmp_path / "o"), "--gpus-per-trial", "0.25"]) == 2
+    assert "--cpus-per-trial and --gpus-per-trial are Ray options" in capsys.readouterr().err
+
+
+def test_gpus_per_trial_without_a_gpu_is_refused_before_anything_runs(tiny_toml, tmp_path):  # noqa: F811
+    pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install 'sparse-convert[ray]')")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "o"
+    done = subprocess.run(sweep_command(tiny_toml, out, "--backend", "ray", "--gpus-per-trial", "0.5"),
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "error: --gpus-per-trial 0.5 but the Ray cluster has 0 GPUs" in done.stderr
+    assert not (out / "anns").exists() and not any((out / "runs").iterdir())

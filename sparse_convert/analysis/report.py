@@ -136,10 +136,20 @@ def _skipped_section(skipped: Mapping[str | os.PathLike, str]) -> list[str]:
             + [f"- {why}" for why in skipped.values()] + [""])  # each reason names its file
 
 
+def _stages_section(stages: Sequence[dict]) -> list[str]:
+    """The table of a sweep's stages: tasks complete, failed and skipped, and the wall time they spent."""
+    if not stages:
+        return []
+    return (["## Sweep stages", "", "Tasks of each stage found in the sweep folder (a skipped conversion is one "
+             "whose ANN stage failed); wall time summed over the complete tasks, in seconds.", "",
+             to_markdown(list(stages), ["stage", "complete", "failed", "skipped", "wall_s"]), ""])
+
+
 def build_report(results: Sequence[dict], *, title: str = "sparse-convert report", source: str | None = None,
-                 skipped: Mapping[str | os.PathLike, str] | None = None) -> Report:
+                 skipped: Mapping[str | os.PathLike, str] | None = None, stages: Sequence[dict] = ()) -> Report:
     """The report of ``results`` (run result dictionaries); raises ``ValueError`` when there are none.
-    ``skipped`` (path → reason) lists result files that could not be read, in a section of their own."""
+    ``skipped`` (path → reason) lists result files that could not be read, in a section of their own;
+    ``stages`` (``sweep.stage_table``) adds a section on a sweep's stages."""
     results = list(results)
     if not results:
         raise ValueError("no results to report")
@@ -162,6 +172,7 @@ def build_report(results: Sequence[dict], *, title: str = "sparse-convert report
              "relative improvement stays ≤ 1 % for 10 steps, counted after a deep network's initial latency "
              "plateau; T_max when it never does), the best window for AEC. "
              "Accuracies in %, energy in µJ per image at the chosen T.", ""]
+    lines += _stages_section(stages)
     lines += _skipped_section(skipped or {})
     if selections:
         lines += ["## Run groups", ""] + [_group_line(s) for s in selections] + [""]

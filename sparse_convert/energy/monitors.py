@@ -3,7 +3,9 @@
 All subclass ``spikingjelly.activation_based.monitor.BaseMonitor`` (hooks, ``records``,
 ``enable``/``disable``, ``remove_hooks``, context manager) and never keep a ``[T, B, ...]``
 tensor: each hook call records one small ``[steps]`` vector. Set ``steps`` to the number
-of time steps in the next forward call (1 for single-step networks).
+of time steps in the next forward call (1 for single-step networks). An element that
+carries two spikes in one step (AEC, see ``double_spikes``) counts as two spikes and as
+two events per nonzero weight it reaches.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from spikingjelly.activation_based.monitor import BaseMonitor
 from torch import Tensor, nn
 
 from ..topology import SYNAPTIC_TYPES
+from .double_spikes import DoubleSpikes
 from .events import FanoutCache, count_events, input_shape, product_pairs
 from .roles import PRODUCT_TYPES
 
@@ -34,6 +37,8 @@ class SynapticEventMonitor(BaseMonitor):
         self._workspaces: dict[str, dict] = {}
         for name, module in self._monitor_modules(net, instance):
             self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+        self._doubles = DoubleSpikes(net)
+        self.hooks += self._doubles.handles
 
     def _make_hook(self, name: str):
         def hook(module: nn.Module, args: tuple) -> None:
@@ -41,7 +46,11 @@ class SynapticEventMonitor(BaseMonitor):
                 x = args[0]
                 fanout = self._fanouts.get(module, input_shape(module, x))
                 workspace = self._workspaces.setdefault(name, {})
-                self._record(name, count_events(x.detach(), fanout, self.steps, workspace))
+                events = count_events(x.detach(), fanout, self.steps, workspace)
+                doubles = self._doubles.mask_for(x)
+                if doubles is not None:  # the second spike of each such element reaches the same weights
+                    events = events + count_events(doubles, fanout, self.steps, workspace)
+                self._record(name, events)
         return hook
 
     def per_layer(self) -> dict[str, Tensor]:
@@ -51,7 +60,8 @@ class SynapticEventMonitor(BaseMonitor):
 
 
 class SpikeCountMonitor(BaseMonitor):
-    """Spikes per time step (outputs ≠ 0, so signed and scaled spikes count once) of every node."""
+    """Spikes per time step (outputs ≠ 0, so signed and scaled spikes count once; twice where a node
+    reports two spikes in one element) of every node."""
 
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = neuron.BaseNode):
         super().__init__()
@@ -59,6 +69,8 @@ class SpikeCountMonitor(BaseMonitor):
         self.neurons_seen: dict[str, int] = {}
         for name, module in self._monitor_modules(net, instance):
             self.hooks.append(module.register_forward_hook(self._make_hook(name)))
+        self._doubles = DoubleSpikes(net, follow=False)
+        self.hooks += self._doubles.handles
 
     def _make_hook(self, name: str):
         def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
@@ -68,7 +80,11 @@ class SpikeCountMonitor(BaseMonitor):
                 self.neurons_seen[name] = per_step
                 # int32 sums are ~2x faster than int64's on a CPU; they hold any count below 2^31
                 dtype = torch.int32 if per_step < 2**31 else torch.int64
-                self._record(name, (out.detach() != 0).reshape(self.steps, -1).sum(1, dtype=dtype).to(torch.int64))
+                spikes = (out.detach() != 0).reshape(self.steps, -1).sum(1, dtype=dtype).to(torch.int64)
+                doubles = self._doubles.mask_for(out)
+                if doubles is not None:
+                    spikes += doubles.reshape(self.steps, -1).sum(1, dtype=dtype).to(torch.int64)
+                self._record(name, spikes)
         return hook
 
     def per_layer(self) -> dict[str, Tensor]:

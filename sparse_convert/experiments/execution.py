@@ -17,8 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_text_atomic
-from .stages import ERRORS_DIR, Task, run_task
+from .stages import Task, record_failure, run_task
 
 Record = Callable[[Task, str, "str | None"], None]
 
@@ -108,7 +107,7 @@ def run_local(tasks: list[Task], out: Path, workers: int, record: Record) -> Non
                 connection.close()
                 if outcome is None:
                     message = death_message(process.exitcode)
-                    write_text_atomic(out / ERRORS_DIR / f"{task.name}.txt", message + "\n")
+                    record_failure(out, task.name, message, ann=task.kind == "ann")
                     outcome = ("failed", message)
                 if outcome[0] == "busy":
                     busy.append(task)
@@ -197,7 +196,7 @@ def run_ray(tasks: list[Task], out: Path, workers: int, record: Record, *, cpus_
             task = tasks[result.config["index"]]
             if result.error is not None:
                 message = f"Ray trial error: {result.error}"
-                write_text_atomic(out / ERRORS_DIR / f"{task.name}.txt", message + "\n")
+                record_failure(out, task.name, message, ann=task.kind == "ann")
                 record(task, "failed", message)
             else:
                 record(task, result.metrics["status"], result.metrics["error"] or None)

@@ -142,17 +142,25 @@ def stage_lock(path: Path, wait: bool) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def _record_failure(out: Path, name: str, message: str) -> None:
-    write_text_atomic(out / ERRORS_DIR / f"{name}.txt", message + "\n")
+def error_path(out: Path, name: str, ann: bool = False) -> Path:
+    """Where the error of task ``name`` is recorded: ``errors/<name>.txt``, ``errors/anns/<name>.txt`` for an
+    ANN stage."""
+    return out / ERRORS_DIR / (ANNS_DIR if ann else "") / f"{name}.txt"
 
 
-def error_of(out: Path, name: str) -> str | None:
-    """The recorded error of stage ``name`` in sweep folder ``out``, if any."""
-    path = out / ERRORS_DIR / f"{name}.txt"
+def record_failure(out: Path, name: str, message: str, ann: bool = False) -> None:
+    """Write the error of task ``name`` (see ``error_path``)."""
+    write_text_atomic(error_path(out, name, ann), message + "\n")
+
+
+def error_of(out: Path, name: str, ann: bool = False) -> str | None:
+    """The recorded error of task ``name`` in sweep folder ``out``, if any."""
+    path = error_path(out, name, ann)
     return path.read_text().strip() if path.is_file() else None
 
 
-def _guarded(out: Path, name: str, folder: Path, done_file: str, wait: bool, body) -> tuple[str, str | None]:
+def _guarded(out: Path, name: str, folder: Path, done_file: str, wait: bool, body, ann: bool = False
+             ) -> tuple[str, str | None]:
     """Run ``body()`` into ``folder`` under the stage's lock unless it is complete or busy."""
     with stage_lock(out / LOCKS_DIR / f"{name}.lock", wait) as held:
         if not held:
@@ -164,9 +172,9 @@ def _guarded(out: Path, name: str, folder: Path, done_file: str, wait: bool, bod
             body()
         except Exception as err:  # one diverging configuration must not stop the sweep
             message = f"{type(err).__name__}: {err}"
-            _record_failure(out, name, message)
+            record_failure(out, name, message, ann)
             return "failed", message
-        (out / ERRORS_DIR / f"{name}.txt").unlink(missing_ok=True)
+        error_path(out, name, ann).unlink(missing_ok=True)
         return "ran", None
 
 
@@ -176,21 +184,21 @@ def run_ann_task(config: dict[str, Any], out: Path, name: str, wait: bool = Fals
 
     folder = out / ANNS_DIR / name
     return _guarded(out, name, folder, ANN_RESULT_FILE, wait,
-                    lambda: runner.train_stage(RunConfig.from_dict(config), folder, progress=False))
+                    lambda: runner.train_stage(RunConfig.from_dict(config), folder, progress=False), ann=True)
 
 
 def _ensure_ann(out: Path, name: str, config: dict[str, Any]) -> str | None:
     """Make sure ANN stage ``name`` is complete (training it here if no process has); its error, if it failed."""
     if (out / ANNS_DIR / name / ANN_RESULT_FILE).is_file():
         return None
-    recorded = error_of(out, name)  # failed earlier in this sweep (a sweep clears older ANN errors at its start)
+    recorded = error_of(out, name, ann=True)  # failed earlier in this sweep (a sweep forgets older ones at its start)
     if recorded is not None:
         return recorded
     status, error = run_ann_task(config, out, name, wait=True)
     if status == "failed":
         return error
     if not (out / ANNS_DIR / name / ANN_RESULT_FILE).is_file():  # another process failed it meanwhile
-        return error_of(out, name) or "the ANN stage did not complete"
+        return error_of(out, name, ann=True) or "the ANN stage did not complete"
     return None
 
 
@@ -230,12 +238,12 @@ def run_task(task: Task, out: str | os.PathLike, wait: bool = False) -> tuple[st
     ann_error = _ensure_ann(out, task.ann, task.config)
     if ann_error is not None:
         message = f"skipped: its ANN stage {task.ann} failed: {ann_error}"
-        _record_failure(out, task.name, message)
+        record_failure(out, task.name, message)
         return "skipped", message
     if task.group:
         selected, error = _selected(out, task)
         if error is not None:
-            _record_failure(out, task.name, f"skipped: {error}")
+            record_failure(out, task.name, f"skipped: {error}")
             return "skipped", f"skipped: {error}"
         if not selected:
             return "unselected", None

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.selection import config_identity, select_best
-from ..fileio import read_text, write_json_atomic
+from ..fileio import read_json, read_text, write_json_atomic
 from ..methods import get_method
 from ..training import FitConfig
 from ..typecheck import check_options, declared_types, describe, matches
@@ -64,6 +64,7 @@ from .stages import (  # noqa: F401  (ann_name, run_name, stage_lock, run_task: 
     RUNS_DIR,
     Task,
     ann_name,
+    error_path,
     plan,
     run_name,
     run_task,
@@ -328,7 +329,7 @@ def sweep(configs: list[RunConfig], out: str | os.PathLike, *, workers: int = 1,
         stage = summary.anns if task.kind == "ann" else summary.conversions
         stage.total += 1
         if task.kind == "ann" and not (out / ANNS_DIR / task.name / ANN_RESULT_FILE).is_file():
-            (out / ERRORS_DIR / f"{task.name}.txt").unlink(missing_ok=True)  # retried now: forget the old error
+            error_path(out, task.name, ann=True).unlink(missing_ok=True)  # retried now: forget the old error
     started = time.perf_counter()
 
     def record(task: Task, status: str, error: str | None) -> None:
@@ -369,6 +370,32 @@ def collect_results(folder: str | os.PathLike, skipped: dict[Path, str] | None =
                 raise
             skipped[path] = str(err)
     return results
+
+
+def stage_table(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """Per stage of the sweep in ``folder``: how many tasks are complete, failed and skipped, and the wall time
+    their complete runs spent (ANN: training; conversion: preparation and evaluation), from the files the
+    sweep left. Empty when ``folder`` is not a sweep folder."""
+    from .runner import load_result
+
+    folder = Path(folder)
+    if not any((folder / sub).is_dir() for sub in (ANNS_DIR, RUNS_DIR, ERRORS_DIR)):
+        return []
+    anns = sorted((folder / ANNS_DIR).glob(f"*/{ANN_RESULT_FILE}"))
+    runs = sorted((folder / RUNS_DIR).glob(f"*/{RESULT_FILE}"))
+    ann_errors = list((folder / ERRORS_DIR / ANNS_DIR).glob("*.txt"))
+    errors = [p.read_text() for p in (folder / ERRORS_DIR).glob("*.txt")]
+    timings = [load_result(p).get("timing", {}) for p in runs]
+    convert_s = sum(float(t.get("prepare_s", 0.0)) + float(t.get("evaluate_s", 0.0)) for t in timings)
+    if not anns:  # without sharing, each run trained its own ANN
+        convert_s += sum(float(t.get("train_s", 0.0)) for t in timings)
+    rows = [{"stage": "conversion", "complete": len(runs), "failed": sum(not e.startswith("skipped") for e in errors),
+             "skipped": sum(e.startswith("skipped") for e in errors), "wall_s": round(convert_s, 1)}]
+    if anns or ann_errors:
+        train_s = sum(float(read_json(p).get("timing", {}).get("train_s", 0.0)) for p in anns)
+        rows.insert(0, {"stage": "ANN training", "complete": len(anns), "failed": len(ann_errors), "skipped": 0,
+                        "wall_s": round(train_s, 1)})
+    return rows
 
 
 def best_configurations(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 1. Every ReLU becomes an ``AECActivation`` (six learnable scalars per layer, the
    reference's CIFAR initial values) and the input is coded by an ``AECEncoder`` (signed
-   magnitude code, its thresholds scaled to cover the input range).
+   magnitude code, its thresholds scaled so that the largest value the stepped code sends,
+   ``AECInit.max_value``, is the ``input_percentile`` of |pixel|).
 2. The network is fine-tuned on those codes and the BatchNorm parameters only (weights
    frozen), in closed form with straight-through ceil, at the window ``train_window``.
 3. Conversion for a window T: BatchNorm folds into the convolutions; each activation
@@ -18,7 +19,8 @@ costs 21.21 µJ with AEC at T = 64 but 722.69 µJ with CS-QCFS at T = 16, where 
 3072 × 3000 first layer alone does 3072·3000·16 MACs (678 µJ); at most two AC spikes per
 pixel cost at most 3072·3000·2·0.9 pJ = 16.6 µJ. The AEC paper states that pixel
 intensities are encoded into spike times (abstract; the reference code feeds the analog
-image once and does not say).
+image once and does not say). A step that carries both spikes of a neuron (or pixel) is
+two events per nonzero weight it reaches, and two spikes in the MASFR (``docs/aec.md``).
 """
 
 from __future__ import annotations

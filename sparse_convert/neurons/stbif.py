@@ -1,12 +1,15 @@
 """SpikeZIP-TF (You et al., ICML 2024): the LSQ quantizer of its QANN and the ST-BIF+ node it converts to.
 
 ANN side, ``L`` levels, a learnable step ``s > 0`` and integer bounds ``[n, p]``
-(signed: ``[−L/2, L/2 − 1]``; unsigned: ``[0, L − 1]``, which makes it a quantized ReLU):
+(signed: ``[−⌈L/2⌉, ⌊L/2⌋ − 1]``, as the reference's ``-L//2`` and ``L//2 - 1``, so that an
+odd L also has L levels, e.g. ``[−3, 1]`` for L = 5; unsigned: ``[0, L − 1]``, which makes
+it a quantized ReLU):
 
     y = s · clamp(floor(x / s + 1/2), n, p)          (floor passes gradients straight through)
 
 ``s`` learns with LSQ's gradient scale ``1 / sqrt(p · numel)`` and starts at LSQ's
-``2 · mean|x| / sqrt(p)`` over the batches it calibrates on. It is stored as ``log s``:
+``2 · mean|x| / sqrt(p)`` over the batches it calibrates on; both divide by ``p``, so the
+quantizer needs a positive level (signed L = 2 or 3 have none and are refused). It is stored as ``log s``:
 it stays positive, and Adam's updates change it by a fraction of itself (steps after a
 softmax or an output projection are ~1e-3, smaller than one Adam update of ``s`` itself).
 
@@ -51,11 +54,12 @@ o = s * theta;
 
 
 def level_bounds(levels: int, signed: bool) -> tuple[int, int]:
-    """Integer range ``(n, p)`` of an ``levels``-level quantizer: ``(−L/2, L/2 − 1)`` signed, ``(0, L − 1)`` not."""
+    """Integer range ``(n, p)`` of an ``L``-level quantizer, L values in all: ``(−⌈L/2⌉, ⌊L/2⌋ − 1)`` signed,
+    ``(0, L − 1)`` unsigned."""
     if isinstance(levels, bool) or int(levels) != levels or levels < 2:
         raise ValueError(f"levels (L) must be an integer >= 2, got {levels!r}")
     levels = int(levels)
-    return (-(levels // 2), levels // 2 - 1) if signed else (0, levels - 1)
+    return (-((levels + 1) // 2), levels // 2 - 1) if signed else (0, levels - 1)
 
 
 def _scale_grad(x: Tensor, factor: float) -> Tensor:
@@ -72,6 +76,10 @@ class LSQQuantizer(nn.Module):
         self.levels = int(levels)
         self.signed = bool(signed)
         self.neg_min, self.pos_max = level_bounds(levels, signed)
+        if self.pos_max < 1:
+            raise ValueError(f"a signed LSQ quantizer needs levels (L) >= 4, got {levels}: its range "
+                             f"[{self.neg_min}, {self.pos_max}] has no positive level, and LSQ's step "
+                             f"2·mean|x|/sqrt(p) and gradient scale 1/sqrt(p·N) divide by p = 0")
         if not (math.isfinite(step) and step > 0):
             raise ValueError(f"quantizer step s must be a finite number > 0, got {step}")
         self.log_step = nn.Parameter(torch.tensor(math.log(step)))
@@ -139,8 +147,9 @@ class STBIFNode(ConversionNode):
         theta = theta if theta.is_floating_point() else theta.float()
         if not (torch.isfinite(theta) and theta > 0):
             raise ValueError(f"ST-BIF threshold must be a finite number > 0, got {float(theta)}")
-        if not neg_min <= 0 < pos_max:
-            raise ValueError(f"need neg_min <= 0 < pos_max, got neg_min={neg_min}, pos_max={pos_max}")
+        if not neg_min <= 0 <= pos_max or neg_min == pos_max:
+            raise ValueError(f"need neg_min <= 0 <= pos_max and neg_min < pos_max, got neg_min={neg_min}, "
+                             f"pos_max={pos_max}")
         self.register_buffer("threshold", theta)
         self.register_buffer("neg_min", torch.tensor(float(neg_min)))
         self.register_buffer("pos_max", torch.tensor(float(pos_max)))
