@@ -32,7 +32,7 @@ def test_the_plan_has_one_ann_stage_per_distinct_ann_and_one_conversion_per_conf
     for task in tasks[4:]:
         assert task.ann in {a.name for a in anns} and task.needs == (task.ann,)
     assert dry_run_line(tasks, len(configs)) == "12 configurations: 4 ANN trainings, 12 conversions"
-    assert [t.kind for t in plan(configs, share=False)] == ["run"] * 12
+    assert [(t.kind, t.needs) for t in plan(configs, share=False)] == [("run", ())] * 12
 
 
 def test_ann_names_ignore_what_only_the_conversion_uses():

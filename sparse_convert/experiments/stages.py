@@ -89,7 +89,7 @@ class Task:
     @property
     def needs(self) -> tuple[str, ...]:
         """The ANN stages this task waits for."""
-        if self.kind == "ann":
+        if self.kind != "conversion":
             return ()
         return tuple(dict.fromkeys([self.ann, *(name for name, _ in self.group)]))
 
