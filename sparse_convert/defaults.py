@@ -1,4 +1,5 @@
-"""Numbers taken from the paper, named once. Section numbers refer to ``paper.md``."""
+"""Numbers taken from the paper, named once. Section numbers refer to the paper, *Investigating the Trade-off
+Between Accuracy and Theoretical Energy in Sparse ANN-to-SNN Conversion*."""
 
 from __future__ import annotations
 
@@ -14,8 +15,3 @@ SATURATION_WINDOW = 10
 
 #: Largest number of time steps evaluated for methods 1, 2, 4 (§3.1: ts = 1..64).
 T_MAX = 64
-#: Window sizes evaluated for method 3, AEC (§3.1).
-AEC_WINDOWS = (2, 4, 8, 16, 32, 64)
-
-#: Sparsity of the paper's layers (§2.1.1): MLP linear 99 %, VGG-16 convolutions 50 %, ViT-B linear 70 %.
-PAPER_SPARSITY = {"mlp": 0.99, "vgg16": 0.5, "vit_b16": 0.7}

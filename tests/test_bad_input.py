@@ -400,3 +400,13 @@ def test_a_failed_run_removes_the_parent_folders_it_created(tmp_path):
         (stage / "result.json").write_text("{}")
         raise RuntimeError("killed mid-run")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("method,options", [("qcfs", {"optimizer": "bogus"}), ("qcfs", {"lr": -1.0}),
+                                            ("aec", {"optimizer": "bogus"}), ("aec", {"batch_size": 0}),
+                                            ("spikezip", {"optimizer": "bogus"}), ("qcfs", {"layer_epochs": -1})])
+def test_method_options_are_checked_when_the_method_is_built(method, options):
+    from sparse_convert.methods import get_method
+
+    with pytest.raises(ValueError):
+        get_method(method)(**options)

@@ -60,6 +60,12 @@ class AECOptions:
             raise ValueError(f"train_window must be >= 1, got {self.train_window}")
         if self.windows is not None and (not self.windows or any(int(w) < 1 for w in self.windows)):
             raise ValueError(f"windows must be a non-empty list of integers >= 1, got {self.windows}")
+        self.fit_config()  # lr, batch size, epochs and optimizer are checked here, not at fine-tuning
+
+    def fit_config(self) -> FitConfig:
+        """The fine-tuning stage these options describe (no weight decay: the reference's)."""
+        return FitConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=0.0,
+                         optimizer=self.optimizer)
 
 
 class CodedInput(nn.Module):
@@ -96,8 +102,7 @@ class AEC(ConversionMethod):
         encoder = AECEncoder(init.scaled(max(1.0, reach / init.max_value())), opts.train_window)
         coded = CodedInput(encoder, ann, ctx.data.in_shape).to(ctx.device)
         trainable = _codes_and_batchnorm(coded)
-        fit(coded, ctx.data.train, FitConfig(epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size,
-                                             weight_decay=0.0, optimizer=opts.optimizer),
+        fit(coded, ctx.data.train, opts.fit_config(),
             device=ctx.device, seed=ctx.seed, params=trainable, desc="AEC fine-tuning", progress=ctx.progress)
         for module in coded.modules():
             if isinstance(module, AECParams):

@@ -48,6 +48,8 @@ class QCFSOptions:
     def __post_init__(self) -> None:
         if self.levels < 1:
             raise ValueError(f"levels (L) must be >= 1, got {self.levels}")
+        for epochs in (self.layer_epochs, self.channel_epochs):  # lr, batch size, optimizer checked here
+            self.stage(epochs)
 
     def stage(self, epochs: int) -> FitConfig:
         return FitConfig(epochs=epochs, lr=self.lr, batch_size=self.batch_size,

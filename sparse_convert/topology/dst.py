@@ -6,7 +6,7 @@ update: remove a fraction ζ of each layer's links, optionally percolate along t
 masked layers, then regrow in every layer exactly the links it lost, so its link count
 stays constant (the shortfall, normally 0, is recorded when too few candidates exist).
 Links that change start, or end, at weight 0 with their optimizer state cleared
-(``replace_masks``). Details follow the Cannistraci-Hebb training code (``notes/cht.md``);
+(``replace_masks``). Details follow the Cannistraci-Hebb training code (``docs/topology.md``);
 unlike it, the update runs after the optimizer step of its iteration instead of skipping it.
 """
 
@@ -26,7 +26,7 @@ from .pruning import magnitude_prune
 from .schedulers import TopologyScheduler, register_topology, replace_masks
 from .selection import sample, top_k
 
-#: Defaults of the CHT / RigL papers and code (``notes/cht.md`` §2, §6).
+#: Defaults of the CHT / RigL papers and code (``docs/topology.md`` §2).
 ZETA = 0.3
 END_FRACTION = 0.75
 UPDATE_INTERVAL = 100

@@ -5,7 +5,7 @@ with the fan-in counted in existing links, ``std = sqrt(2 / (density · fan_in))
 sparse layer's pre-activations have the variance a dense layer's would. Without it a 90 %
 sparse ReLU network starts with signals ~3x too small per layer and trains poorly.
 
-CSTI (correlated sparse topological initialisation, same code, ``notes/cht.md`` §5): link the
+CSTI (correlated sparse topological initialisation, same code, ``docs/topology.md`` §5): link the
 pairs of input features whose Pearson correlation over the training inputs is largest.
 """
 

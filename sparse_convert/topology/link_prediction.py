@@ -63,7 +63,7 @@ def ch_conv_scores(mask: Tensor, groups: int = 1, *, method: str = "auto") -> Te
     input neuron ``(c, p + t')`` that stays inside the receptive field of position ``p``
     (both output neurons sit at ``p``). Paths through neighbouring positions, which exist
     in the unrolled graph, are not counted. It is also the view of the only conv-aware CH
-    code we found (``notes/cht.md`` §1).
+    code we found (``docs/topology.md`` §4).
     """
     if mask.dim() != 4:
         raise ValueError(f"ch_conv_scores needs a 4-D [out, in, kh, kw] mask, got shape {tuple(mask.shape)}")

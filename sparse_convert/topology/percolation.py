@@ -2,7 +2,7 @@
 
 Along a chain of masked layers in forward order, a hidden neuron with no outgoing link
 loses its incoming links, and one with no incoming link loses its outgoing links (the
-Cannistraci-Hebb training code's chain removal, ``notes/cht.md`` §3). The network's inputs
+Cannistraci-Hebb training code's chain removal, ``docs/topology.md`` §3). The network's inputs
 and the outputs of the chain's last layer (which feed the dense classifier) are never
 pruned. For Conv2d layers a neuron is a channel.
 """
