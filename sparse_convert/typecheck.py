@@ -72,3 +72,15 @@ def check_options(values: Mapping[str, Any], hints: Mapping[str, Any], name: Cal
     for key, value in values.items():
         if key in hints and not matches(value, hints[key]):
             raise ValueError(f"{name(key)} must be {describe(hints[key])}, got {value!r}")
+
+
+def check_call(factory: Callable[..., Any], what: str, *args: Any, **options: Any) -> None:
+    """Raise ``ValueError`` naming ``what`` when ``factory`` cannot take ``options`` (an unknown or missing
+    option), found from its signature before it runs, so that a ``TypeError`` raised inside it is a bug that
+    keeps its traceback, not "bad options"."""
+    import inspect
+
+    try:
+        inspect.signature(factory).bind(*args, **options)
+    except TypeError as err:
+        raise ValueError(f"bad options for {what}: {err}") from None

@@ -410,3 +410,21 @@ def test_method_options_are_checked_when_the_method_is_built(method, options):
 
     with pytest.raises(ValueError):
         get_method(method)(**options)
+
+
+def test_registries_name_bad_options_but_keep_the_traceback_of_a_bug_inside_a_factory():
+    from sparse_convert.models import build_model, register_model
+    from sparse_convert.models import registry as model_registry
+
+    with pytest.raises(ValueError, match="bad options for model 'mlp': got an unexpected keyword argument 'colour'"):
+        build_model("mlp", 10, (64,), colour=1)
+
+    @register_model("buggy_for_the_test")
+    def buggy(num_classes: int, in_shape: tuple[int, ...]):
+        return len(None)  # a TypeError inside the factory: a bug, not a bad option
+
+    try:
+        with pytest.raises(TypeError, match="has no len"):
+            build_model("buggy_for_the_test", 10, (64,))
+    finally:
+        model_registry._MODELS.pop("buggy_for_the_test")

@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from ..typecheck import check_call
+
 ModelFactory = Callable[..., nn.Module]
 _MODELS: dict[str, ModelFactory] = {}
 
@@ -34,7 +36,5 @@ def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], **option
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    try:
-        return _MODELS[name](num_classes=num_classes, in_shape=tuple(in_shape), **options)
-    except TypeError as err:  # an option the architecture does not take
-        raise ValueError(f"bad options for model {name!r}: {err}") from None
+    check_call(_MODELS[name], f"model {name!r}", num_classes=num_classes, in_shape=tuple(in_shape), **options)
+    return _MODELS[name](num_classes=num_classes, in_shape=tuple(in_shape), **options)

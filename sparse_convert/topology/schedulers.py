@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ..typecheck import check_call
 from .init import swi_masked_
 from .masks import (
     attach_mask,
@@ -149,7 +150,5 @@ def build_topology(name: str, model: nn.Module, optimizer: torch.optim.Optimizer
     """The scheduler registered as ``name``, attached to ``model`` and ``optimizer``."""
     if name not in _TOPOLOGIES:
         raise ValueError(f"unknown topology {name!r}; available: {', '.join(available_topologies())}")
-    try:
-        return _TOPOLOGIES[name](model, optimizer, sparsity, **options)
-    except TypeError as err:
-        raise ValueError(f"bad options for topology {name!r}: {err}") from None
+    check_call(_TOPOLOGIES[name], f"topology {name!r}", model, optimizer, sparsity, **options)
+    return _TOPOLOGIES[name](model, optimizer, sparsity, **options)
