@@ -18,7 +18,8 @@ def pair_parser(description: str, settings: dict[str, dict], default_out: str) -
     """Options every dense-vs-sparse example takes; ``settings`` holds the per-dataset defaults."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--dataset", choices=sorted(settings), default="digits")
-    parser.add_argument("--data-root", default=None, help="folder with the CIFAR archives (not needed for digits)")
+    parser.add_argument("--data-root", default=None,
+                        help="folder with the CIFAR archives (not needed for digits or mnist1d)")
     parser.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
     parser.add_argument("--method", choices=available_methods(), default="qcfs")
     parser.add_argument("--epochs", type=int, default=None, help="ANN training epochs (default: per dataset)")

@@ -80,6 +80,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     data = load_dataset(args.dataset, root=args.data_root)
+    if args.conv and len(data.in_shape) != 3:
+        parser.error(f"--conv needs images (C, H, W); {args.dataset} holds inputs of shape {data.in_shape}")
     if args.conv:
         net = cnn(data.in_shape[0], data.in_shape[1], data.num_classes)
     else:

@@ -49,6 +49,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of one run. Their defaults are ``RunConfig``'s (or, with ``--ann``, the checkpoint's for the
     ANN's flags), so every flag defaults to None here: None means "not given"."""
     from .data import available_datasets
+    from .energy import ENERGY_MODELS
     from .experiments.config import RunConfig
     from .methods import available_methods
     from .models import available_models
@@ -89,12 +90,19 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, help=f"time steps simulated per forward call (default {d.chunk})")
     p.add_argument("--e-mac-pj", type=float, help=f"energy per MAC in pJ (default {d.e_mac_pj})")
     p.add_argument("--e-ac-pj", type=float, help=f"energy per AC in pJ (default {d.e_ac_pj})")
+    p.add_argument("--energy-model", choices=list(ENERGY_MODELS), metavar="NAME",
+                   help=f"a named energy model instead of the two prices: {', '.join(ENERGY_MODELS)} (the default "
+                        "prices are 45nm-fp32's)")
+    p.add_argument("--neurobench", action="store_true", default=None,
+                   help="add NeuroBench's metrics (synaptic operations, sparsities) to result.json; a second "
+                        "simulation of the test set")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 #: Flags that set a RunConfig field of the same name, and those that set a training (FitConfig) field.
 _CONFIG_FLAGS = ("model", "dataset", "data_root", "download", "image_size", "sparsity", "topology", "method",
-                 "t_max", "seed", "device", "eval_batch_size", "chunk", "e_mac_pj", "e_ac_pj")
+                 "t_max", "seed", "device", "eval_batch_size", "chunk", "e_mac_pj", "e_ac_pj", "energy_model",
+                 "neurobench")
 _TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
                 "optimizer": "optimizer"}
 _OPTION_FLAGS = {"model_opt": "model_options", "method_opt": "method_options", "topology_opt": "topology_options"}

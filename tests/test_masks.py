@@ -69,7 +69,7 @@ def test_attach_mask_rejects_wrong_shape_and_values():
         attach_mask(layer, torch.full((3, 4), 0.5))
     with pytest.raises(ValueError, match="NaN"):
         attach_mask(layer, torch.full((3, 4), float("nan")))
-    with pytest.raises(TypeError, match="Linear or nn.Conv2d"):
+    with pytest.raises(TypeError, match="nn.Conv1d or nn.Conv2d"):
         attach_mask(nn.ReLU(), torch.ones(1))
 
 

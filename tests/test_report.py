@@ -24,11 +24,11 @@ def test_report_of_a_digits_sweep_has_the_tables_figures_and_both_tests(digits_s
     assert "18 runs" in capsys.readouterr().out
     text = out.read_text()
     headings = re.findall(r"^## (.+)$", text, re.M)
-    assert headings == ["Run groups", "Table 1: energy reduction and accuracy change, sparse vs dense",
+    assert headings == ["Sweep stages", "Run groups", "Table 1: energy reduction and accuracy change, sparse vs dense",
                         "Table A4: T, energy and accuracy of each group", "Table A2: CHT vs DepGraph pruning",
-                        "Figure 2: SNN accuracy vs T",
+                        "Table 1 under every energy model", "Figure 2: SNN accuracy vs T",
                         "Figure 3: saturation of firing rate and accuracy, and the time lag", "MASFR vs T",
-                        "Statistics"]
+                        "Statistics", "Saturation by layer depth: does the output layer's firing rate saturate last?"]
     assert _section(text, "Run groups").count("\n- **digits / mlp /") == 6  # 3 methods x dense/sparse
     assert len(re.findall(r"^\| digits \| mlp \| (aec|qcfs|snm) \| cht \|", _section(text, "Table 1"), re.M)) == 3
     assert len(re.findall(r"^\| digits \| mlp \|", _section(text, "Table A4"), re.M)) == 6
@@ -36,6 +36,8 @@ def test_report_of_a_digits_sweep_has_the_tables_figures_and_both_tests(digits_s
     for name in ("accuracy_vs_t", "time_lag", "masfr_vs_t"):
         assert f"![{name}]({name}.png)" in text
         assert (out.parent / f"{name}.png").read_bytes()[:4] == b"\x89PNG" and (out.parent / f"{name}.pdf").exists()
+    # one hidden layer: no depth to compare, and the section says why
+    assert "12 without per-layer curves (or a single spiking layer)" in _section(text, "Saturation by layer depth")
     for name in ("table_1", "table_a4"):
         assert (out.parent / f"{name}.csv").exists() and (out.parent / f"{name}.tex").exists()
 

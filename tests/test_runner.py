@@ -187,3 +187,29 @@ def test_a_rerun_removes_a_killed_runs_staging_folder_but_not_one_in_use(tmp_pat
         os.close(held)
     assert not stale.exists() and busy.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-inuse", "out"]
+
+
+def test_a_named_energy_model_prices_the_counts_and_is_recorded(tmp_path):
+    from sparse_convert.energy import energy_model
+
+    cfg = RunConfig(t_max=4, train=FitConfig(epochs=1), model_options={"hidden": [8]}, energy_model="loihi",
+                    neurobench=True)
+    result = run(cfg, progress=False)
+    loihi = energy_model("loihi")
+    assert result["energy_model"]["name"] == "loihi" and result["config"]["e_ac_pj"] == loihi.e_ac_pj
+    for mac, ac, uj in zip(result["per_step"]["mac"], result["per_step"]["ac"], result["per_step"]["energy_uj"]):
+        assert uj == pytest.approx((mac * loihi.e_mac_pj + ac * loihi.e_ac_pj) / 1e6, rel=1e-12)
+    block = result["neurobench"]
+    assert block["chosen_t"] == result["chosen"]["t"] and block["t_max"] == 4
+    assert set(block["at_t_max"]["synaptic_operations"]) == {"Effective_MACs", "Effective_ACs", "Dense"}
+    with pytest.raises(ValueError, match="not both"):
+        RunConfig(energy_model="loihi", e_ac_pj=3.0)
+
+
+def test_configs_without_the_newer_fields_keep_their_identity():
+    from sparse_convert.analysis.selection import config_identity
+
+    config = RunConfig().to_dict()
+    older = {k: v for k, v in config.items() if k not in ("energy_model", "neurobench")}
+    assert config_identity(config) == config_identity(older)
+    assert config_identity(dict(config, energy_model="loihi")) != config_identity(older)

@@ -1,7 +1,8 @@
 """The paper's figures from run results; each function returns a matplotlib ``Figure``.
 
 * Figure 2, ``accuracy_figure``: SNN accuracy vs T, one row per (model, dataset), one
-  column per method; dense runs black, sparse red, ANN accuracy dashed, the chosen T
+  column per method; dense runs black, sparse red (one colour per topology and sparsity
+  when there are several), ANN accuracy dashed, the chosen T
   marked (★: accuracy saturation, or AEC's best window; AEC is drawn at its windows).
 * ``masfr_figure``: MASFR vs T in the same grid, with the MASFR saturation point (●), the
   accuracy saturation time (dotted line) and the time lag between them (arrow).
@@ -9,6 +10,9 @@
   sparse panels, y = x line, the region above it (firing rate saturates first) shaded,
   colour = number of runs on that point; (b) the time-lag distributions, dense black and
   sparse red, dashed lines at the means.
+* ``layer_saturation_figure``: saturation time of each spiking layer's firing rate by depth
+  (the last is the layer the output reads), beside MASFR's and accuracy's, dense and sparse
+  panels: boxes over runs, one dot per run (§3.3's explanation of the time lag).
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ from scipy.stats import gaussian_kde  # noqa: E402
 from ..fileio import atomic_path  # noqa: E402
 from .saturation import result_saturation  # noqa: E402
 from .selection import connectivity  # noqa: E402
-from .statistics import SaturationSample, saturation_sample  # noqa: E402
+from .statistics import LayerSample, SaturationSample, layer_saturation_sample, saturation_sample  # noqa: E402
 
 COLORS = {"dense": "black", "sparse": "tab:red"}
+#: Colours of the sparse runs when a figure holds several (topology, sparsity) variants, in sorted order.
+SPARSE_COLORS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+                 "tab:olive", "tab:cyan", "tab:gray")
 SHADE = "tab:green"
 #: Fewest distinct-valued samples for a kernel density estimate; fewer get a histogram.
 KDE_MIN_SAMPLES = 5
@@ -54,11 +61,19 @@ def _grid(results: list[dict], what: str) -> tuple[Figure, np.ndarray, list, lis
     return fig, axes, rows, cols, cells
 
 
-def _label(r: dict, seen: set) -> str | None:
-    kind = connectivity(r)
-    if kind in seen:
+def _variant(r: dict) -> tuple[str, float] | None:
+    """(topology, sparsity) of a sparse run; None for a dense one."""
+    return (r["config"]["topology"], r["config"]["sparsity"]) if connectivity(r) == "sparse" else None
+
+
+def _label(r: dict, seen: set, several: bool) -> str | None:
+    """The legend label of ``r``'s variant the first time it is drawn in a panel (``several``: name the
+    sparse variants by topology and sparsity)."""
+    variant = _variant(r)
+    if variant in seen:
         return None
-    seen.add(kind)
+    seen.add(variant)
+    kind = f"{variant[0]} {variant[1]:g}" if several and variant else connectivity(r)
     return f"{kind} (density {r['density']['network']:.2f})"
 
 
@@ -73,16 +88,18 @@ def _curve_grid(results: Iterable[dict], what: str, key: str, scale: float,
     (window-mode runs as points); ``decorate(ax, result, color, runs in the panel)`` adds the marks."""
     results = list(results)
     fig, axes, rows, cols, cells = _grid(results, what)
+    variants = sorted({v for v in map(_variant, results) if v is not None})
+    colors = {None: COLORS["dense"], **{v: SPARSE_COLORS[i % len(SPARSE_COLORS)] for i, v in enumerate(variants)}}
     for i, (model, dataset) in enumerate(rows):
         for j, method in enumerate(cols):
             ax = axes[i][j]
             seen: set = set()
             panel = cells.get((model, dataset, method), [])
             for r in panel:
-                color = COLORS[connectivity(r)]
+                color = colors[_variant(r)]
                 ts, values = _defined(r["per_step"]["t"], r["per_step"][key], scale)
                 style = "o-" if r.get("time_mode") == "window" else "-"
-                ax.plot(ts, values, style, color=color, lw=1.2, ms=3, label=_label(r, seen))
+                ax.plot(ts, values, style, color=color, lw=1.2, ms=3, label=_label(r, seen, len(variants) > 1))
                 decorate(ax, r, color, len(panel))
             ax.set_title(f"{model} / {dataset} / {method}", fontsize=9)
             ax.set_xlabel("time steps T")
@@ -180,6 +197,43 @@ def _lag_distribution(ax: Axes, lags: dict[str, list[int]]) -> None:
     ax.set(xlabel="time lag = accuracy − MASFR saturation time", ylabel="density", title="(b) time-lag distribution")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def layer_saturation_figure(results: Iterable[dict] | LayerSample) -> Figure:
+    """Saturation time by layer depth, then MASFR's and accuracy's, dense and sparse panels (boxes over runs,
+    jittered dots per run; the run counts and how often the deepest layer saturates last in the titles).
+
+    Takes run results, or their ``layer_saturation_sample``.
+    """
+    sample = results if isinstance(results, LayerSample) else layer_saturation_sample(results)
+    if not sample.runs:
+        raise ValueError(f"no run whose accuracy, MASFR and every spiking layer saturate ({sample.excluded_window} "
+                         f"window-mode runs, {sample.excluded_no_layers} without per-layer curves or with one "
+                         f"spiking layer, "
+                         f"{len(sample.unsaturated_runs)} with a curve that never saturates)")
+    depth = max(len(r.layers_t) for r in sample.runs)
+    labels = [f"layer {d}" for d in range(1, depth + 1)] + ["MASFR", "accuracy"]
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), constrained_layout=True, sharey=True)
+    jitter = np.random.default_rng(0)
+    for ax, (kind, sparse) in zip(axes, (("dense", False), ("sparse", True))):
+        runs = sample.of(sparse)
+        columns = [[r.layers_t[d] for r in runs if len(r.layers_t) > d] for d in range(depth)]
+        columns += [[r.masfr_t for r in runs], [r.accuracy_t for r in runs]]
+        color = COLORS[kind]
+        for i, values in enumerate(columns, start=1):
+            if not values:
+                continue
+            shade = color if i <= depth else "gray"
+            ax.boxplot([values], positions=[i], widths=0.5, showfliers=False, medianprops={"color": shade},
+                       boxprops={"color": shade}, whiskerprops={"color": shade}, capprops={"color": shade})
+            ax.scatter(i + jitter.uniform(-0.18, 0.18, len(values)), values, s=8, color=shade, alpha=0.35, lw=0)
+            ax.plot([i], [np.mean(values)], marker="D", ms=5, color=shade, markeredgecolor="white", zorder=4)
+        last = sum(r.output_t >= r.others_t for r in runs)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20)
+        ax.set(ylabel="saturation time (steps)",
+               title=f"{kind} SNNs (n = {len(runs)}; deepest layer last in {last})" if runs else f"{kind}: no runs")
+        ax.grid(alpha=0.3, axis="y")
+    return fig
 
 
 def save_figure(fig: Figure, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf"),

@@ -14,12 +14,15 @@ wins ties) for its first steps and only then rises. Read literally, the rule cal
 plateau saturation at t = 1. With ``skip_latency=True`` (the default) the search starts at
 the last step of a constant initial stretch that ends in a rise; a curve that is constant
 throughout still saturates at t = 1, and ``skip_latency=False`` gives the literal rule.
+
+Per layer: a run's ``per_layer`` curves (each spiking layer's own firing rate, the terms
+of MASFR's neuron-weighted mean) get the same rule, in the ``layers`` entry of its block.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -114,17 +117,36 @@ def best_window(windows: Sequence[int], accuracies: Sequence[float]) -> tuple[in
 
 
 def saturation_block(accuracy: Sequence[float], masfr: Sequence[float], *,
+                     layers: Mapping[str, Sequence[float]] | None = None,
                      tolerance: float = SATURATION_TOLERANCE, window: int = SATURATION_WINDOW) -> dict:
-    """The ``saturation`` block of ``result.json``: both curves' saturation and their time lag."""
+    """The ``saturation`` block of ``result.json``: both curves' saturation and their time lag, and with
+    ``layers`` (each spiking layer's firing-rate curve, in depth order) a ``layers`` entry holding each
+    layer's saturation by name, found by the same rule."""
     acc = saturation_time(accuracy, tolerance=tolerance, window=window)
     rate = saturation_time(masfr, tolerance=tolerance, window=window)
-    return {"accuracy": acc.to_dict(), "masfr": rate.to_dict(), "time_lag": time_lag(acc, rate)}
+    block = {"accuracy": acc.to_dict(), "masfr": rate.to_dict(), "time_lag": time_lag(acc, rate)}
+    if layers is not None:
+        block["layers"] = {name: saturation_time(curve, tolerance=tolerance, window=window).to_dict()
+                           for name, curve in layers.items()}
+    return block
+
+
+def layer_curves(result: dict) -> dict[str, list[float]] | None:
+    """Each spiking layer's firing-rate curve from a result's ``per_layer`` block, by depth; ``None`` for
+    results written before per-layer curves were recorded."""
+    per_layer = result.get("per_layer")
+    if not per_layer:
+        return None
+    ordered = sorted(per_layer.items(), key=lambda item: item[1]["depth"])
+    return {name: entry["masfr"] for name, entry in ordered}
 
 
 def result_saturation(result: dict, *, tolerance: float = SATURATION_TOLERANCE,
                       window: int = SATURATION_WINDOW) -> dict | None:
-    """``saturation_block`` of a run's ``per_step`` curves; ``None`` for a window-mode (AEC) run."""
+    """``saturation_block`` of a run's ``per_step`` (and ``per_layer``) curves; ``None`` for a window-mode
+    (AEC) run."""
     if result.get("time_mode") != "integrate":
         return None
     per_step = result["per_step"]
-    return saturation_block(per_step["accuracy"], per_step["masfr"], tolerance=tolerance, window=window)
+    return saturation_block(per_step["accuracy"], per_step["masfr"], layers=layer_curves(result),
+                            tolerance=tolerance, window=window)

@@ -1,7 +1,8 @@
 """Model selection over a grid search (paper Appendix B): the best configuration of each run group,
 chosen by validation accuracy, never by the test set.
 
-A *group* is (dataset, model, method, dense | sparse, topology); a *configuration* is a
+A *group* is (dataset, model, method, dense | sparse, topology, sparsity): a grid over several
+sparsities selects at each one, as the paper reports each sparsity apart; a *configuration* is a
 run's config without its seed, so the seeds of one configuration are its repeats and the
 configuration's score is their mean validation accuracy.
 """
@@ -14,6 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import mean
 
+#: Config keys left out of a config's identity while unset, so that configs written before they existed keep
+#: their identity (and a sweep its folder names).
+_OMITTED_WHEN_UNSET = {"energy_model": None, "neurobench": False}
 #: Config keys that say where or how fast a run was computed, not what was computed.
 PLACEMENT_KEYS = ("device", "data_root", "download", "eval_batch_size", "chunk")
 
@@ -23,16 +27,17 @@ def connectivity(result: dict) -> str:
     return "sparse" if result["config"]["sparsity"] > 0 else "dense"
 
 
-def group_key(result: dict) -> tuple[str, str, str, str, str]:
-    """(dataset, model, method, "dense" | "sparse", topology) of one result."""
+def group_key(result: dict) -> tuple[str, str, str, str, str, float]:
+    """(dataset, model, method, "dense" | "sparse", topology, sparsity) of one result."""
     cfg = result["config"]
-    return cfg["dataset"], cfg["model"], cfg["method"], connectivity(result), cfg["topology"]
+    return cfg["dataset"], cfg["model"], cfg["method"], connectivity(result), cfg["topology"], float(cfg["sparsity"])
 
 
 def config_identity(config: dict, *, ignore: tuple[str, ...] = ()) -> str:
     """Canonical JSON of a run config without its placement keys (and ``ignore``): what the run computes,
     not where. A sweep names its folders by it; without the seed it is equal for repeats."""
-    kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS and k not in ignore}
+    kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS and k not in ignore
+            and not (k in _OMITTED_WHEN_UNSET and v == _OMITTED_WHEN_UNSET[k])}
     return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
 
@@ -55,15 +60,16 @@ def validation_accuracy(result: dict) -> float | None:
 class Selection:
     """The best configuration of one group: its repeats, mean validation accuracy and rivals counted."""
 
-    group: tuple[str, str, str, str, str]
+    group: tuple[str, str, str, str, str, float]
     configuration: str
     val_accuracy: float
     runs: list[dict]
     candidates: int
 
     def to_dict(self) -> dict:
-        dataset, model, method, kind, topology = self.group
+        dataset, model, method, kind, topology, sparsity = self.group
         return {"dataset": dataset, "model": model, "method": method, "connectivity": kind, "topology": topology,
+                "sparsity": sparsity,
                 "val_accuracy": self.val_accuracy, "seeds": sorted(r["config"]["seed"] for r in self.runs),
                 "candidates": self.candidates, "config": json.loads(self.configuration)}
 

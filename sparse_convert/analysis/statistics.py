@@ -211,3 +211,121 @@ def saturation_order_test(sample: SaturationSample, sparse: bool | None = None, 
 def time_lag_test(sample: SaturationSample, **options: str) -> MannWhitneyTest:
     """Two-sided Mann-Whitney U on time lags, sparse (``a``) vs dense (``b``)."""
     return mann_whitney_test(sample.lags(True), sample.lags(False), **options)
+
+
+# -- per-layer saturation (the paper's explanation of the time lag, §3.3) -------------------------
+
+
+@dataclass(frozen=True)
+class LayerSaturation:
+    """Saturation times of one run: each spiking layer's firing rate by depth (the last is the layer the
+    output reads), MASFR and accuracy."""
+
+    run: str
+    sparse: bool
+    layers_t: tuple[int, ...]
+    masfr_t: int
+    accuracy_t: int
+
+    @property
+    def output_t(self) -> int:
+        """Saturation time of the deepest spiking layer, the one whose spikes the output layer integrates."""
+        return self.layers_t[-1]
+
+    @property
+    def others_t(self) -> int:
+        """The latest saturation time among the other spiking layers."""
+        return max(self.layers_t[:-1])
+
+
+@dataclass(frozen=True)
+class LayerSample:
+    """Runs whose accuracy, MASFR and every spiking layer's firing rate saturate, and those left out."""
+
+    runs: list[LayerSaturation]
+    excluded_window: int = 0
+    excluded_no_layers: int = 0  # results without per-layer curves, or with a single spiking layer
+    unsaturated_runs: list[str] = field(default_factory=list)
+
+    def of(self, sparse: bool | None) -> list[LayerSaturation]:
+        return [r for r in self.runs if sparse is None or r.sparse == sparse]
+
+
+def layer_saturation_sample(results: Iterable[dict], **saturation_options: float) -> LayerSample:
+    """Per-layer saturation times of every integrate-mode run with two or more spiking layers."""
+    runs, window, no_layers, unsaturated = [], 0, 0, []
+    for r in results:
+        block = result_saturation(r, **saturation_options)
+        if block is None:
+            window += 1
+            continue
+        layers = block.get("layers") or {}
+        if len(layers) < 2:
+            no_layers += 1
+            continue
+        times = [s["t"] for s in layers.values()]
+        if block["time_lag"] is None or None in times:
+            unsaturated.append(run_label(r))
+            continue
+        runs.append(LayerSaturation(run_label(r), r["config"]["sparsity"] > 0, tuple(times),
+                                    block["masfr"]["t"], block["accuracy"]["t"]))
+    return LayerSample(runs, window, no_layers, unsaturated)
+
+
+@dataclass(frozen=True)
+class PageTest:
+    """Page's L test for a trend over ordered treatments (here: saturation time rising with depth).
+
+    ``mean_spearman`` is the mean over runs of Spearman's ρ between depth and saturation time (a run
+    whose layers all saturate at once counts 0): the effect size.
+    """
+
+    statistic: float
+    p_value: float
+    n: int
+    depths: int
+    mean_spearman: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def depth_trend_test(times: Sequence[Sequence[int]]) -> PageTest:
+    """Page's L test (``scipy.stats.page_trend_test``) that saturation time increases with depth; ``times``
+    holds one row per run, one column per depth. Raises ``ValueError`` with fewer than 3 depths or 2 runs."""
+    x = np.asarray(times, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 3 or x.shape[0] < MIN_SAMPLES:
+        raise ValueError(f"Page's test needs at least {MIN_SAMPLES} runs of at least 3 layers each, got shape "
+                         f"{x.shape}")
+    result = stats.page_trend_test(x)
+    depth = np.arange(x.shape[1])
+    rhos = [0.0 if np.ptp(row) == 0 else float(stats.spearmanr(depth, row).statistic) for row in x]
+    return PageTest(float(result.statistic), float(result.pvalue), len(x), x.shape[1], float(np.mean(rhos)))
+
+
+def output_layer_tests(sample: LayerSample, sparse: bool | None = None) -> dict[str, WilcoxonTest | PageTest | str]:
+    """The tests of "the output layer's firing rate stabilises after the model average" on ``sample``'s
+    sparse, dense or all runs, by name; a test that cannot run gives the reason instead:
+
+    * ``output_after_masfr``: one-sided Wilcoxon, deepest spiking layer's saturation time > MASFR's;
+    * ``output_last``: one-sided Wilcoxon, deepest layer's time > the latest of the other layers';
+    * ``accuracy_vs_output``: two-sided Wilcoxon, accuracy's time vs the deepest layer's;
+    * ``depth_trend``: Page's L, saturation time rising with depth (runs of the most common depth).
+    """
+    runs = sample.of(sparse)
+    tests: dict[str, WilcoxonTest | PageTest | str] = {}
+    pairs = {"output_after_masfr": ([r.output_t for r in runs], [r.masfr_t for r in runs], "greater"),
+             "output_last": ([r.output_t for r in runs], [r.others_t for r in runs], "greater"),
+             "accuracy_vs_output": ([r.accuracy_t for r in runs], [r.output_t for r in runs], "two-sided")}
+    for name, (x, y, alternative) in pairs.items():
+        try:
+            tests[name] = wilcoxon_test(x, y, alternative=alternative)
+        except ValueError as err:
+            tests[name] = str(err)
+    depths = [len(r.layers_t) for r in runs]
+    common = max(set(depths), key=depths.count) if depths else 0
+    try:
+        tests["depth_trend"] = depth_trend_test([r.layers_t for r in runs if len(r.layers_t) == common])
+    except ValueError as err:
+        tests["depth_trend"] = str(err)
+    return tests

@@ -2,7 +2,7 @@
 (energy reduction and accuracy change, sparse vs dense) and Table A2 (CHT vs DepGraph pruning),
 as row dictionaries, and renderers for Markdown, CSV and LaTeX.
 
-A group is (dataset, model, method, dense | sparse, topology) (``selection.group_key``);
+A group is (dataset, model, method, dense | sparse, topology, sparsity) (``selection.group_key``);
 numbers are means over the group's runs and ``n`` says how many there were. Pass the
 runs of the selected configurations (``selection.best_runs``) so that a group's runs
 differ only in seed. Accuracies are fractions; ``to_percent`` turns them into %.
@@ -27,15 +27,15 @@ ACCURACY_COLUMNS = ("ann_accuracy", "snn_accuracy")
 
 
 def table_a4(results: Iterable[dict]) -> list[Row]:
-    """One row per (dataset, model, method, dense/sparse, topology): means of T, energy, accuracies."""
+    """One row per (dataset, model, method, dense/sparse, topology, sparsity): means of T, energy, accuracies."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[group_key(r)].append(r)
     rows = []
-    for (dataset, model, method, kind, topology), runs in sorted(groups.items()):
+    for (dataset, model, method, kind, topology, sparsity), runs in sorted(groups.items()):
         rows.append({
             "dataset": dataset, "model": model, "method": method, "connectivity": kind, "topology": topology,
-            "sparsity": mean(r["config"]["sparsity"] for r in runs),
+            "sparsity": sparsity,
             "network_density": mean(r["density"]["network"] for r in runs),
             "n": len(runs),
             "ann_accuracy": mean(r["ann_accuracy"] for r in runs),
@@ -59,6 +59,7 @@ def table_1(results: Iterable[dict]) -> list[Row]:
             continue
         rows.append({
             "dataset": dataset, "model": model, "method": method, "topology": sparse["topology"],
+            "sparsity": sparse["sparsity"],
             "energy_reduction_pct": 100.0 * (dense["energy_uj"] - sparse["energy_uj"]) / dense["energy_uj"]
             if dense["energy_uj"] > 0 else None,
             "accuracy_change_pts": 100.0 * (sparse["snn_accuracy"] - dense["snn_accuracy"]),
@@ -73,9 +74,9 @@ def table_a2(results: Iterable[dict], topologies: Sequence[str] = A2_TOPOLOGIES)
     by_cell: dict[tuple, dict[str, Row]] = defaultdict(dict)
     for row in table_a4(results):
         if row["connectivity"] == "sparse" and row["topology"] in topologies:
-            by_cell[(row["dataset"], row["model"], row["method"])][row["topology"]] = row
+            by_cell[(row["dataset"], row["model"], row["method"], row["sparsity"])][row["topology"]] = row
     rows = []
-    for (dataset, model, method), found in sorted(by_cell.items()):
+    for (dataset, model, method, _), found in sorted(by_cell.items()):
         if set(found) != set(topologies):
             continue
         for topology in topologies:

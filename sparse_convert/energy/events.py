@@ -1,11 +1,14 @@
 """Exact synaptic events: one nonzero input reaching one nonzero weight.
 
-For a layer ``f(x; W)`` that is linear in ``x`` (Linear, Conv2d with any stride, padding,
-padding mode, dilation and groups), the number of nonzero weights that input position
-``i`` reaches is ``fanout[i] = ∂/∂x_i Σ f(x; W≠0)``, independent of ``x``: a column count of ``W ≠ 0``
-for Linear, one float64 backward pass through the convolution for Conv2d, once per
-layer and input shape. The events of any input are then ``Σ_i [x_i ≠ 0] · fanout[i]``:
-a matrix-vector product, no second pass through the layer. Signed and scaled spikes
+For a layer ``f(x; W)`` that is linear in ``x`` (Linear, Conv1d / Conv2d / Conv3d with any
+stride, padding, padding mode, dilation and groups, and SpikingJelly's ``layer.*`` versions),
+the number of nonzero weights that input position ``i`` reaches is
+``fanout[i] = ∂/∂x_i Σ f(x; W≠0)``, independent of ``x``: a column count of ``W ≠ 0`` for
+Linear, one float64 backward pass through the convolution otherwise, once per layer and
+input shape. ``W`` is the weight the layer computes with (``effective_weight``: the
+standardised weight of SpikingJelly's ``WSLinear`` / ``WSConv2d``). The events of any input
+are then ``Σ_i [x_i ≠ 0] · fanout[i]``: a matrix-vector product, no second pass through the
+layer. Signed and scaled spikes
 count by ``x ≠ 0``. A product of two activations counts the pairs of nonzero entries that
 meet (``product_pairs``).
 """
@@ -19,18 +22,37 @@ from torch import Tensor, nn
 _FLOAT32_EXACT = 2**24
 
 
-def layer_fanout(layer: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
+#: Layers whose events are counted, with the number of trailing input dims that make one sample.
+COUNTED_TYPES: dict[type[nn.Module], int] = {nn.Linear: 1, nn.Conv1d: 2, nn.Conv2d: 3, nn.Conv3d: 4}
+
+
+def effective_weight(layer: nn.Module) -> Tensor:
+    """The weight ``layer`` computes with: ``get_weight()`` where the layer has one (weight standardisation)."""
+    get = getattr(layer, "get_weight", None)
+    return get() if callable(get) else layer.weight
+
+
+def is_counted(layer: nn.Module) -> bool:
+    """Whether ``layer`` has an event rule here."""
+    return isinstance(layer, tuple(COUNTED_TYPES))
+
+
+def layer_fanout(layer: nn.Module, in_shape: tuple[int, ...], nonzero: Tensor | None = None) -> Tensor:
     """Nonzero weights reached by each input position of one sample, float64 of shape ``in_shape``.
 
-    ``in_shape`` excludes the batch dimension: ``(in_features,)`` for Linear, ``(C, H, W)`` for Conv2d.
+    ``in_shape`` excludes the batch dimension: ``(in_features,)`` for Linear, ``(C, L)``,
+    ``(C, H, W)`` or ``(C, D, H, W)`` for Conv1d / Conv2d / Conv3d. ``nonzero`` replaces the
+    weight's nonzero pattern (all ones: every weight, zeros included).
     """
+    if nonzero is None:
+        nonzero = effective_weight(layer).detach() != 0
     if isinstance(layer, nn.Linear):  # column j reaches its nonzero rows
-        return (layer.weight != 0).sum(0, dtype=torch.float64).reshape(in_shape)
-    weight = (layer.weight != 0).to(torch.float64)
+        return nonzero.sum(0, dtype=torch.float64).reshape(in_shape)
+    if not is_counted(layer):
+        raise TypeError(f"no event rule for {type(layer).__name__}")
+    weight = nonzero.to(torch.float64)
     x = torch.ones((1, *in_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
     with torch.enable_grad():
-        if not isinstance(layer, nn.Conv2d):
-            raise TypeError(f"no event rule for {type(layer).__name__}")
         out = layer._conv_forward(x, weight, None)
         (grad,) = torch.autograd.grad(out.sum(), x)
     return grad[0]
@@ -98,8 +120,10 @@ class FanoutCache:
         self._cache: dict[int, tuple[tuple, Tensor]] = {}
 
     def get(self, layer: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
-        w = layer.weight
-        key = (in_shape, w.data_ptr(), w._version, w.device)
+        w = layer.weight  # an effective weight (standardisation) is a function of it
+        gain = getattr(layer, "gain", None)
+        key = (in_shape, w.data_ptr(), w._version, w.device,
+               None if not isinstance(gain, Tensor) else (gain.data_ptr(), gain._version))
         hit = self._cache.get(id(layer))
         if hit is None or hit[0] != key:
             hit = (key, counting_vector(layer_fanout(layer, in_shape)))
@@ -109,8 +133,7 @@ class FanoutCache:
 
 def input_shape(layer: nn.Module, x: Tensor) -> tuple[int, ...]:
     """Shape of one sample's input to ``layer`` (the trailing dims of ``x``)."""
-    if isinstance(layer, nn.Linear):
-        return (x.shape[-1],)
-    if isinstance(layer, nn.Conv2d):
-        return tuple(x.shape[-3:])
+    for kind, dims in COUNTED_TYPES.items():
+        if isinstance(layer, kind):
+            return tuple(x.shape[-dims:])
     raise TypeError(f"no event rule for {type(layer).__name__}")

@@ -2,41 +2,100 @@
 
 All subclass ``spikingjelly.activation_based.monitor.BaseMonitor`` (hooks, ``records``,
 ``enable``/``disable``, ``remove_hooks``, context manager) and never keep a ``[T, B, ...]``
-tensor: each hook call records one small ``[steps]`` vector. Set ``steps`` to the number
-of time steps in the next forward call (1 for single-step networks). An element that
-carries two spikes in one step (AEC, see ``double_spikes``) counts as two spikes and as
-two events per nonzero weight it reaches.
+tensor: each hook call records one small ``[steps]`` vector, ``steps`` being the number of
+time steps that call really carried (``steps.StepTracker``: from the input's shape and the
+network's step modes), so a network stepped one call per time step, run in chunks or run
+whole records the same counts. Where the steps of a call cannot be known the hook raises.
+``monitor.steps`` may state the steps of each call of the whole network: it is then
+checked against each call (and used only where the network cannot tell). An element that
+carries two spikes in one step (AEC, see ``double_spikes``) counts as two spikes and as two
+events per nonzero weight it reaches.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
-from spikingjelly.activation_based import neuron
 from spikingjelly.activation_based.ann2snn.operators import TDLayerNorm, TDSoftmax
 from spikingjelly.activation_based.monitor import BaseMonitor
 from torch import Tensor, nn
 
-from ..topology import SYNAPTIC_TYPES
 from .double_spikes import DoubleSpikes
-from .events import FanoutCache, count_events, input_shape, product_pairs
-from .roles import PRODUCT_TYPES
+from .events import COUNTED_TYPES, FanoutCache, count_events, input_shape, is_counted, product_pairs
+from .roles import NODE_TYPES, PRODUCT_TYPES, is_spike_source
+from .steps import StepTracker
 
 #: Spike-equivalent nonlinear operators whose work is reported apart from the energy, by kind.
 OPERATION_KINDS: dict[type[nn.Module], str] = {TDSoftmax: "softmax", TDLayerNorm: "layernorm"}
 
+#: Layers that carry synapses but have no event rule: counting a network that calls one is an error.
+UNCOUNTED_SYNAPTIC_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Bilinear, nn.MultiheadAttention,
+    nn.LazyLinear, nn.RNNBase, nn.RNNCellBase,
+)
 
-class SynapticEventMonitor(BaseMonitor):
-    """Exact synaptic events per time step at the input of every Linear / Conv2d layer."""
 
-    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = SYNAPTIC_TYPES):
+def uncounted_synaptic_layers(net: nn.Module) -> dict[str, nn.Module]:
+    """Modules of ``net`` that hold synaptic weights the event counter has no rule for, by name.
+
+    These are the ``UNCOUNTED_SYNAPTIC_TYPES`` and any other module with a weight matrix
+    of its own (a ``weight`` of two or more dims) that is neither a counted layer nor an
+    embedding (a lookup, no synaptic operation).
+    """
+    found = {}
+    for name, m in net.named_modules():
+        if is_counted(m) and not isinstance(m, UNCOUNTED_SYNAPTIC_TYPES):
+            continue
+        weight = m._parameters.get("weight")
+        own_matrix = isinstance(weight, Tensor) and weight.dim() >= 2 and not isinstance(m, nn.Embedding)
+        if isinstance(m, UNCOUNTED_SYNAPTIC_TYPES) or own_matrix:
+            found[name] = m
+    return found
+
+
+class _StepMonitor(BaseMonitor):
+    """A monitor whose hooks know the steps of each call (``StepTracker`` on ``net``)."""
+
+    def __init__(self, net: nn.Module):
         super().__init__()
-        self.steps = 1
+        self._tracker = StepTracker(net)
+        self.hooks += self._tracker.handles
+
+    @property
+    def steps(self) -> int | None:
+        """Steps of each call of the monitored network as stated by the caller; ``None`` (default): follow it."""
+        return self._tracker.expected
+
+    @steps.setter
+    def steps(self, value: int | None) -> None:
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"steps must be an integer >= 1 or None, got {value}")
+        self._tracker.expected = None if value is None else int(value)
+
+    def _steps_of(self, module: nn.Module, x: Tensor, name: str) -> int:
+        return self._tracker.steps_of(module, x, name)
+
+
+class SynapticEventMonitor(_StepMonitor):
+    """Exact synaptic events per time step at the input of every Linear / Conv1d / Conv2d / Conv3d layer.
+
+    A layer that holds synapses without an event rule (``uncounted_synaptic_layers``, e.g.
+    ``ConvTranspose2d``) raises when the network calls it (``strict=True``), or warns once
+    naming it and records nothing for it (``strict=False``): never a silent zero.
+    """
+
+    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = tuple(COUNTED_TYPES),
+                 strict: bool = True):
+        super().__init__(net)
         self._fanouts = FanoutCache()
         self._workspaces: dict[str, dict] = {}
         for name, module in self._monitor_modules(net, instance):
             self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+        self.uncounted = uncounted_synaptic_layers(net)
+        for name, module in self.uncounted.items():
+            self.hooks.append(module.register_forward_pre_hook(self._refuse(name, strict)))
         self._doubles = DoubleSpikes(net)
         self.hooks += self._doubles.handles
 
@@ -44,13 +103,29 @@ class SynapticEventMonitor(BaseMonitor):
         def hook(module: nn.Module, args: tuple) -> None:
             if self.is_enable():
                 x = args[0]
+                steps = self._steps_of(module, x, name)
                 fanout = self._fanouts.get(module, input_shape(module, x))
                 workspace = self._workspaces.setdefault(name, {})
-                events = count_events(x.detach(), fanout, self.steps, workspace)
+                events = count_events(x.detach(), fanout, steps, workspace)
                 doubles = self._doubles.mask_for(x)
                 if doubles is not None:  # the second spike of each such element reaches the same weights
-                    events = events + count_events(doubles, fanout, self.steps, workspace)
+                    events = events + count_events(doubles, fanout, steps, workspace)
                 self._record(name, events)
+        return hook
+
+    def _refuse(self, name: str, strict: bool):
+        warned = []
+
+        def hook(module: nn.Module, args: tuple) -> None:
+            if not self.is_enable():
+                return
+            message = (f"{name} ({type(module).__name__}) holds synapses but has no synaptic-event rule "
+                       f"(counted: {', '.join(t.__name__ for t in COUNTED_TYPES)}); its events are not counted")
+            if strict:
+                raise TypeError(message + "; pass strict=False to count the rest of the network with a warning")
+            if not warned:
+                warned.append(True)
+                warnings.warn(message, stacklevel=2)
         return hook
 
     def per_layer(self) -> dict[str, Tensor]:
@@ -59,16 +134,20 @@ class SynapticEventMonitor(BaseMonitor):
                 for name in self.monitored_layers}
 
 
-class SpikeCountMonitor(BaseMonitor):
+class SpikeCountMonitor(_StepMonitor):
     """Spikes per time step (outputs ≠ 0, so signed and scaled spikes count once; twice where a node
-    reports two spikes in one element) of every node."""
+    reports two spikes in one element) of every spiking node (``roles.NODE_TYPES``; pass ``instance`` to
+    count spike encoders too)."""
 
-    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = neuron.BaseNode):
-        super().__init__()
-        self.steps = 1
+    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = NODE_TYPES):
+        super().__init__(net)
         self.neurons_seen: dict[str, int] = {}
         for name, module in self._monitor_modules(net, instance):
-            self.hooks.append(module.register_forward_hook(self._make_hook(name)))
+            if is_spike_source(module, instance):
+                self.hooks.append(module.register_forward_hook(self._make_hook(name)))
+            else:  # an analog-output node (LIAF)
+                self.monitored_layers.remove(name)
+                del self.name_records_index[name]
         self._doubles = DoubleSpikes(net, follow=False)
         self.hooks += self._doubles.handles
 
@@ -76,14 +155,15 @@ class SpikeCountMonitor(BaseMonitor):
         def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
             if self.is_enable():
                 out = out[0] if isinstance(out, tuple) else out
-                per_step = out.numel() // self.steps
+                steps = self._steps_of(module, out, name)
+                per_step = out.numel() // steps
                 self.neurons_seen[name] = per_step
                 # int32 sums are ~2x faster than int64's on a CPU; they hold any count below 2^31
                 dtype = torch.int32 if per_step < 2**31 else torch.int64
-                spikes = (out.detach() != 0).reshape(self.steps, -1).sum(1, dtype=dtype).to(torch.int64)
+                spikes = (out.detach() != 0).reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
                 doubles = self._doubles.mask_for(out)
                 if doubles is not None:
-                    spikes += doubles.reshape(self.steps, -1).sum(1, dtype=dtype).to(torch.int64)
+                    spikes += doubles.reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
                 self._record(name, spikes)
         return hook
 
@@ -93,7 +173,7 @@ class SpikeCountMonitor(BaseMonitor):
                 for name in self.monitored_layers}
 
 
-class ProductEventMonitor(BaseMonitor):
+class ProductEventMonitor(_StepMonitor):
     """Pairs of nonzero entries that meet per time step in every activation-activation product.
 
     A ``SpikeMatMul`` adds ``A_{t−1} @ b_t + a_t @ B_t`` at step t (``A``, ``B`` the running
@@ -104,8 +184,7 @@ class ProductEventMonitor(BaseMonitor):
     """
 
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = PRODUCT_TYPES):
-        super().__init__()
-        self.steps = 1
+        super().__init__(net)
         self._modules: list[nn.Module] = []
         for name, module in self._monitor_modules(net, instance):
             module.keep_operands = True
@@ -131,7 +210,7 @@ class ProductEventMonitor(BaseMonitor):
                 for name in self.monitored_layers}
 
 
-class OperationCountMonitor(BaseMonitor):
+class OperationCountMonitor(_StepMonitor):
     """Element operations per time step of spike-equivalent softmax and LayerNorm, by kind (``OPERATION_KINDS``).
 
     At each step such an operator re-evaluates ``f`` on the rows (softmax rows, LayerNorm
@@ -140,8 +219,7 @@ class OperationCountMonitor(BaseMonitor):
     """
 
     def __init__(self, net: nn.Module, kinds: dict[type[nn.Module], str] | None = None):
-        super().__init__()
-        self.steps = 1
+        super().__init__(net)
         self.kinds = dict(OPERATION_KINDS if kinds is None else kinds)
         self.kind_of: dict[str, str] = {}
         for name, module in self._monitor_modules(net, tuple(self.kinds)):

@@ -3,6 +3,9 @@
 Index ``t-1`` of every curve is the value for a run of ``t`` steps: accuracy of the output
 accumulated over steps ``1..t``; MASFR(t) = Σ_neurons Σ_{s≤t} |spike| / (t · N) (paper
 Eq. 2, averaged over images); MACs, ACs and energy per image summed over steps ``1..t``.
+``layer_masfr[name][t-1]`` is the same rate for one spiking layer (node) alone, Σ_{its neurons}
+Σ_{s≤t} |spike| / (t · N_layer), so the neuron-weighted mean of the layers' curves is MASFR
+at every t; layers are listed in module order (the forward order of sequential models).
 MACs and ACs include the pairs of nonzeros that meet in activation-activation products
 (attention), with the role of a synaptic layer. The element operations of spike-equivalent
 softmax and LayerNorm are reported apart in ``other_ops`` and are not in the energy: the
@@ -26,6 +29,7 @@ from ..training import make_loader
 from .model import EnergyModel
 from .monitors import OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
 from .roles import MAC, trace_synapse_roles
+from .steps import network_step_mode
 
 
 @dataclass
@@ -43,6 +47,8 @@ class TimeCurves:
     roles: dict[str, str] = field(default_factory=dict)
     layer_events: dict[str, float] = field(default_factory=dict)  # per image over all t_max steps
     other_ops: dict[str, list[float]] = field(default_factory=dict)  # per image, by kind; not in energy_uj
+    layer_masfr: dict[str, list[float]] = field(default_factory=dict)  # per spiking layer, in module order
+    layer_neurons: dict[str, int] = field(default_factory=dict)  # neurons per image of each spiking layer
 
     def per_step(self) -> dict[str, list]:
         """The ``per_step`` block of ``result.json``; ``other_ops`` kinds appear as ``<kind>_ops`` when present."""
@@ -58,6 +64,12 @@ class TimeCurves:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def per_layer(self) -> dict[str, dict]:
+        """The ``per_layer`` block of ``result.json``: each spiking layer's depth (1, 2, ... in module order),
+        neurons and firing-rate curve ``masfr`` (index ``t-1`` for a run of ``t`` steps)."""
+        return {name: {"depth": depth, "neurons": self.layer_neurons[name], "masfr": rates}
+                for depth, (name, rates) in enumerate(self.layer_masfr.items(), start=1)}
 
 
 def _encoder_of(net: nn.Module, encoder):
@@ -83,7 +95,10 @@ def evaluate_over_time(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> TimeCurves:
-    """Run ``snn`` (multi-step, ``[T, B, ...] → [T, B, classes]``) for ``t_max`` steps per batch.
+    """Run ``snn`` for ``t_max`` steps per batch, ``[T, B, ...] → [T, B, classes]`` in chunks of ``chunk`` steps.
+
+    A network in single-step mode (every step module in ``'s'``) is called once per step
+    (``functional.multi_step_forward``); the counts follow the steps of each call either way.
 
     ``encoder.encode(x, t0, steps)`` makes the input steps (default: the network's own
     ``encoder``, else direct encoding). ``roles`` overrides the traced MAC/AC role of
@@ -104,6 +119,8 @@ def evaluate_over_time(
     mac = torch.zeros(t_max, dtype=torch.float64)
     ac = torch.zeros(t_max, dtype=torch.float64)
     layer_totals: dict[str, float] = {}
+    layer_spikes: dict[str, Tensor] = {}
+    layer_neurons: dict[str, int] = {}
     other: dict[str, Tensor] = {}
     images = neurons = 0
     traced: dict[str, str] | None = None
@@ -127,23 +144,28 @@ def evaluate_over_time(
             total = None
             for t0 in range(0, t_max, chunk):
                 k = min(chunk, t_max - t0)
-                for m in monitors:
-                    m.steps = k
-                out = snn(encoder.encode(x, t0, k))
+                out = run_steps(snn, encoder.encode(x, t0, k))
                 if out.shape[:2] != (k, len(y)):
                     raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
                 acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
                 total = acc_out[-1]
                 correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
             functional.reset_net(snn)
+            for name, per_step in {**events.per_layer(), **products.per_layer(), **firing.per_layer()}.items():
+                if len(per_step) not in (0, t_max):
+                    raise RuntimeError(f"{name} recorded {len(per_step)} time steps in a run of {t_max}: a module "
+                                       f"called more than once per step cannot be counted per step")
             for name, per_step in {**events.per_layer(), **products.per_layer()}.items():
                 role = traced.get(name)
                 if role is None:  # layer not reached by the trace input; count it as analog
                     role = MAC
                 (mac if role == MAC else ac).add_(per_step.cpu())
                 layer_totals[name] = layer_totals.get(name, 0.0) + float(per_step.sum())
-            for per_step in firing.per_layer().values():
-                spikes += per_step.double().cpu()
+            for name, per_step in firing.per_layer().items():
+                per_step = per_step.double().cpu()
+                spikes += per_step
+                layer_spikes[name] = layer_spikes.get(name, 0) + per_step
+                layer_neurons[name] = firing.neurons_seen.get(name, 0) // len(y)
             for kind, per_step in operations.per_kind().items():
                 other[kind] = other.get(kind, torch.zeros(t_max, dtype=torch.float64)) + per_step.cpu()
             neurons = sum(firing.neurons_seen.values()) // len(y)
@@ -170,19 +192,28 @@ def evaluate_over_time(
         roles=dict(sorted((traced or {}).items())),
         layer_events={k: v / images for k, v in layer_totals.items()},
         other_ops={kind: (ops.cumsum(0) / images).tolist() for kind, ops in sorted(other.items())},
+        layer_masfr={name: (count.cumsum(0) / (steps * max(layer_neurons[name], 1) * images)).tolist()
+                     for name, count in layer_spikes.items()},
+        layer_neurons=dict(layer_neurons),
     )
+
+
+def run_steps(snn: nn.Module, x_seq: Tensor) -> Tensor:
+    """``snn`` on ``[T, B, ...]`` steps: one call, or one call per step for a single-step network."""
+    if network_step_mode(snn) == "s":
+        return functional.multi_step_forward(x_seq, snn)
+    return snn(x_seq)
 
 
 def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str]:
     """MAC/AC roles from one single-step pass on one image, monitors paused, state reset after."""
     for m in monitors:
         m.disable()
-        m.steps = 1
     try:
         functional.reset_net(snn)
         x_seq = encoder.encode(x, 0, 1)
         spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
-        return trace_synapse_roles(snn, lambda: snn(x_seq), input_spikes=spikes_in)
+        return trace_synapse_roles(snn, lambda: run_steps(snn, x_seq), input_spikes=spikes_in)
     finally:
         functional.reset_net(snn)
         for m in monitors:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..data import available_datasets
+from ..data import available_datasets, needs_data_root
 from ..defaults import E_AC_PJ, E_MAC_PJ, T_MAX
 from ..methods import available_methods
 from ..models import available_models
@@ -57,11 +56,33 @@ class RunConfig:
     device: str = "cpu"
     e_mac_pj: float = E_MAC_PJ
     e_ac_pj: float = E_AC_PJ
+    energy_model: str | None = None  # a named preset (energy.ENERGY_MODELS) sets both prices
+    neurobench: bool = False  # add NeuroBench's metrics to result.json (a second simulation of the test set)
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
             self.train = FitConfig(**self.train)
+        if self.energy_model is not None:
+            self._take_preset_prices()
         self.validate()
+
+    def _take_preset_prices(self) -> None:
+        """Set the prices from the preset ``energy_model``; prices that were set to something else are an error."""
+        from ..energy import energy_model
+
+        preset = energy_model(self.energy_model)
+        for name, default in (("e_mac_pj", E_MAC_PJ), ("e_ac_pj", E_AC_PJ)):
+            value, wanted = getattr(self, name), getattr(preset, name)
+            if value not in (default, wanted):
+                raise ValueError(f"energy model {self.energy_model!r} prices {name} at {wanted} pJ, but {name} is "
+                                 f"{value}: give a named energy model or the two prices, not both")
+            setattr(self, name, wanted)
+
+    def energy(self):
+        """The ``EnergyModel`` of the run: the named preset, or the two prices (``custom``)."""
+        from ..energy import EnergyModel, energy_model
+
+        return energy_model(self.energy_model) if self.energy_model else EnergyModel(self.e_mac_pj, self.e_ac_pj)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -83,11 +104,8 @@ class RunConfig:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
         if self.eval_batch_size < 1 or self.chunk < 1:
             raise ValueError(f"eval_batch_size and chunk must be >= 1, got {self.eval_batch_size}, {self.chunk}")
-        for name in ("e_mac_pj", "e_ac_pj"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.dataset != "digits" and self.data_root is None:
+        self.energy()  # the prices are checked where they are used: EnergyModel
+        if needs_data_root(self.dataset) and self.data_root is None:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root")
 
     def resolved_image_size(self) -> int | None:

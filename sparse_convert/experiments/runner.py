@@ -17,7 +17,7 @@ from torch import nn
 from .. import __version__
 from ..analysis.saturation import best_window, saturation_block
 from ..data import DataSplits, load_dataset
-from ..energy import EnergyModel, TimeCurves, evaluate_over_time
+from ..energy import TimeCurves, evaluate_over_time
 from ..fileio import read_json, write_json_atomic
 from ..methods import ConversionMethod, MethodContext, get_method
 from ..models import build_model
@@ -154,7 +154,7 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
     prepared_acc = accuracy(prepared, data.test, device=device)
 
     start = time.perf_counter()
-    energy = EnergyModel(config.e_mac_pj, config.e_ac_pj)
+    energy = config.energy()
     simulate = simulate_windows if method.time_mode == "window" else simulate_integrating
     timeline = simulate(method, prepared, data, config, energy=energy, device=device, progress=progress)
     clock["evaluate_s"] = time.perf_counter() - start
@@ -170,7 +170,7 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
         "density": density(ann).to_dict(),
         "topology": topology,
         **timeline,
-        "energy_model": {"e_mac_pj": energy.e_mac_pj, "e_ac_pj": energy.e_ac_pj},
+        "energy_model": energy.to_dict(),
         "timing": clock,
         "environment": _environment(),
     }
@@ -229,7 +229,7 @@ def simulate_integrating(method: ConversionMethod, prepared: nn.Module, data: Da
     snn = method.convert(prepared)
     curves = _evaluate(snn, data.test, config.t_max, config, **kwargs)
     val = _evaluate(snn, data.val, config.t_max, config, **kwargs) if len(data.val) else None
-    saturation = saturation_block(curves.accuracy, curves.masfr)
+    saturation = saturation_block(curves.accuracy, curves.masfr, layers=curves.layer_masfr)
     saturated = saturation["accuracy"]["saturated"]
     chosen_t = saturation["accuracy"]["t"] if saturated else config.t_max
     return {
@@ -242,7 +242,22 @@ def simulate_integrating(method: ConversionMethod, prepared: nn.Module, data: Da
                    "val_accuracy": val.at(chosen_t)["accuracy"] if val else None},
         "neurons": curves.neurons, "images": curves.images, "roles": curves.roles,
         "layer_events": curves.layer_events,
+        "per_layer": curves.per_layer(),  # each spiking layer's firing-rate curve, test set, same run
+        "neurobench": _neurobench(snn, data, config.t_max, chosen_t, config, kwargs.get("device", "cpu")),
     }
+
+
+def _neurobench(snn: nn.Module, data: DataSplits, steps: int, chosen_t: int, config: RunConfig,
+                device: Any) -> dict[str, Any] | None:
+    """The ``neurobench`` block (``config.neurobench``): NeuroBench's metrics of ``snn`` on the test set at the
+    chosen T and after ``steps`` steps, from a second run of the same simulation."""
+    if not config.neurobench:
+        return None
+    from ..energy.neurobench import neurobench_block, neurobench_over_time
+
+    curves = neurobench_over_time(snn, data.test, steps, batch_size=config.eval_batch_size, chunk=config.chunk,
+                                  device=device)
+    return neurobench_block(curves, chosen_t)
 
 
 WINDOW_NOTE = ("T is a window size: one SNN run per T in windows.t, each of windows.steps_simulated steps "
@@ -269,7 +284,7 @@ def simulate_windows(method: ConversionMethod, prepared: nn.Module, data: DataSp
             val_acc[window - 1] = _evaluate(snn, data.val, steps, config, **kwargs).accuracy[-1]
         simulated.append(steps)
     best_t, _ = best_window(windows, [per_step["accuracy"][w - 1] for w in windows])
-    best = runs[best_t]
+    best, best_steps = runs[best_t], simulated[windows.index(best_t)]
     return {
         "per_step": per_step,
         "per_step_val": {"t": per_step["t"], "accuracy": val_acc} if len(data.val) else None,
@@ -279,6 +294,9 @@ def simulate_windows(method: ConversionMethod, prepared: nn.Module, data: DataSp
                    **{k: per_step[k][best_t - 1] for k in keys}, "val_accuracy": val_acc[best_t - 1]},
         "neurons": best.neurons, "images": best.images, "roles": best.roles,
         "layer_events": best.layer_events,
+        "per_layer": None,  # a window has no time course
+        "neurobench": _neurobench(method.convert(prepared, window=best_t), data, best_steps, best_steps, config,
+                                  kwargs.get("device", "cpu")),  # the best window's run, all its steps
     }
 
 

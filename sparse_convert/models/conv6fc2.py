@@ -7,11 +7,11 @@ Sources:
 - DPAP: Bing Han, Feifei Zhao, Yi Zeng, Guobin Shen, "Developmental Plasticity-inspired Adaptive Pruning for
   Deep Spiking and Artificial Neural Networks", arXiv:2211.12714 (IEEE TPAMI, 2024).
 
-Where the structure comes from: the searchable copies of both papers here reached only their titles and
+Where the structure comes from: the copies of both papers we could read held only their titles and
 abstracts, and the abstracts give no layer list, so it was not read from a table or section of either paper.
 It is taken from the authors' implementations in BrainCog (github.com/BrainCog-X/Brain-Cog, whose READMEs
-cite the two papers): ``my_cifar_model`` in ``examples/Structural_Development/SD-SNN/snn_model.py`` and in
-``examples/Structural_Development/DPAP/mask_model.py``, which define the same network:
+cite the two papers): ``my_cifar_model`` in the files ``snn_model.py`` (example Structural_Development, SD-SNN)
+and ``mask_model.py`` (example Structural_Development, DPAP), which define the same network:
 
     [conv3x3(128) → BN → spike] x 2 → maxpool 2
     [conv3x3(256) → BN → spike] x 2 → maxpool 2
@@ -56,6 +56,9 @@ class Conv6FC2(nn.Sequential):
             raise ValueError(f"width multiplier must be > 0, got {width}")
         if pool not in _POOLS:
             raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        if len(in_shape) != 3:
+            raise ValueError(f"conv6fc2 takes images (C, H, W), got inputs of shape {tuple(in_shape)} "
+                             "(1-D signals such as mnist1d: use mlp)")
         channels, height, width_px = in_shape
         if height % 4 or width_px % 4:
             raise ValueError(f"conv6fc2 needs inputs whose sides are multiples of 4, got {height}x{width_px}")

@@ -32,6 +32,9 @@ def vgg16(
     """
     if pool not in ("avg", "max"):
         raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+    if len(in_shape) != 3:
+        raise ValueError(f"vgg16 takes images (C, H, W), got inputs of shape {tuple(in_shape)} "
+                         "(1-D signals such as mnist1d: use mlp)")
     channels, height, width_px = in_shape
     if height % 32 or width_px % 32:
         raise ValueError(f"vgg16 needs inputs whose sides are multiples of 32, got {height}x{width_px}")

@@ -210,13 +210,16 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
     its threshold (``v`` drops by it); then the compensating spike fires if the primary has
     fired, it has not, and ``v`` reaches its threshold or the step is the window's last.
     The step's output is the sum of the spikes it carries. Multi-step state: membrane
-    ``v``, flags ``fired1`` / ``fired2`` and the global ``step``. Inference only; the
-    parameters are trained in ``AECActivation`` form.
+    ``v``, flags ``fired1`` / ``fired2`` and the global ``step``. The parameters are
+    trained in ``AECActivation`` form; with gradients the node backpropagates through time
+    to its input with ``surrogate_function``'s gradient (the flags pass none).
     """
 
     def __init__(self, params: dict[str, Tensor], window: int, depth: int, *, step_mode: str = "m",
-                 backend: str = "torch"):
-        super().__init__(step_mode=step_mode, backend=backend)
+                 backend: str = "torch", surrogate_function: object | None = None, detach_reset: bool = False,
+                 store_v_seq: bool = False):
+        super().__init__(step_mode=step_mode, backend=backend, surrogate_function=surrogate_function,
+                         detach_reset=detach_reset, store_v_seq=store_v_seq)
         if window < 1 or depth < 1:
             raise ValueError(f"AEC node needs window >= 1 and depth >= 1, got {window}, {depth}")
         self.window, self.depth = int(window), int(depth)
@@ -252,12 +255,18 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
             self._note_doubles()
             return (torch.zeros_like(x),), (v + x if local < 0 else v, fired1, fired2, step + 1)
         thr1, thr2 = _thresholds(self.params(), self.window, x.dtype, x.device)
-        fire1 = ~fired1 & (v >= thr1[local]) & (v > 0)
-        v = v - fire1.to(x.dtype) * thr1[local]
+        # spikes through the surrogate (their values are the hard ones); the flags follow the hard spikes
+        gate1 = ~fired1 & (v > 0)
+        fire1 = gate1 & (v >= thr1[local])
+        s1 = self.spike(v - thr1[local]) * gate1.to(x.dtype)
+        v = v - self.for_reset(s1) * thr1[local]
         fired1 = fired1 | fire1
-        fire2 = fired1 & ~fired2 & ((v >= thr2[local]) | (local == self.window - 1))
-        v = v - fire2.to(x.dtype) * thr2[local]
-        out = fire1.to(x.dtype) * thr1[local] + fire2.to(x.dtype) * thr2[local]
+        gate2 = fired1 & ~fired2
+        last = local == self.window - 1  # the compensating spike is due at the window's last step anyway
+        fire2 = gate2 & ((v >= thr2[local]) | last)
+        s2 = (torch.ones_like(v) if last else self.spike(v - thr2[local])) * gate2.to(x.dtype)
+        v = v - self.for_reset(s2) * thr2[local]
+        out = s1 * thr1[local] + s2 * thr2[local]
         self._note_doubles(fire1, fire2, thr1[local], thr2[local])
         return (out,), (v, fired1, fired2 | fire2, step + 1)
 
@@ -307,6 +316,10 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
         """While hooks listen, keep one step's double-spike mask (no arguments: a step outside the window)."""
         if self._doubles is not None:
             self._doubles.append(None if fire1 is None else fire1 & fire2 & (thr1 != 0) & (thr2 != 0))
+
+    def real_threshold(self) -> Tensor:
+        """The primary spike's threshold at each step of the firing window, ``[window]``."""
+        return _thresholds(self.params(), self.window, torch.float32, self.theta.device)[0]
 
     def _forward_reporting(self, forward: Callable[[Tensor], Tensor], x: Tensor, steps: bool) -> Tensor:
         if not self._double_spike_hooks:

@@ -1,10 +1,17 @@
 """What every sparse-convert node shares: SpikingJelly 2.0 ``BaseNode`` plumbing and the backend switch.
 
-SpikingJelly 2.0 requires ``v_threshold`` to be a Python float, so our nodes pass a
-dummy 1.0 there and keep their real (channel-wise, learnable) thresholds in their own
-tensors. The dynamics of a node are its pure ``single_step_functional_forward``; the
-multi-step loop runs either the torch backend (a loop over T, in place when no
-gradient is needed) or, on CUDA, a fused CuPy kernel over all T steps.
+SpikingJelly 2.0 requires ``v_threshold`` to be a Python float, so our nodes keep their
+real (channel-wise, learnable) thresholds in their own tensors and ``node.v_threshold``
+reads those (a tensor), not the float ``BaseNode`` was given. The dynamics of a node are
+its pure ``single_step_functional_forward``; the multi-step loop runs either the torch
+backend (a loop over T, in place when no gradient is needed) or, on CUDA, a fused CuPy
+kernel over all T steps.
+
+SpikingJelly's usual node keywords: ``step_mode``, ``surrogate_function`` (the spike
+function: Heaviside forward, its surrogate gradient backward), ``detach_reset`` (no
+gradient through the reset) and ``store_v_seq`` (``node.v_seq``, ``[T, B, ...]``) work as in
+``BaseNode`` where a node takes them; ``v_threshold`` and ``v_reset`` are not taken (the
+thresholds come from the trained ANN, and every node resets by subtraction).
 """
 
 from __future__ import annotations
@@ -47,10 +54,39 @@ class ConversionNode(neuron.BaseNode):
     override ``torch_multi_step`` (a faster loop) and ``cupy_multi_step`` (the kernel).
     """
 
-    def __init__(self, *, step_mode: str = "m", backend: str = "torch"):
-        super().__init__(v_threshold=1.0, v_reset=None, surrogate_function=surrogate.Sigmoid(),
-                         detach_reset=False, step_mode=step_mode)
+    def __init__(self, *, step_mode: str = "m", backend: str = "torch", surrogate_function: object | None = None,
+                 detach_reset: bool = False, store_v_seq: bool = False):
+        self._threshold_ready = False
+        super().__init__(v_threshold=1.0, v_reset=None,
+                         surrogate_function=surrogate.Sigmoid() if surrogate_function is None else surrogate_function,
+                         detach_reset=detach_reset, step_mode=step_mode, store_v_seq=store_v_seq)
+        self._threshold_ready = True
         self.backend = backend
+
+    @property
+    def v_threshold(self) -> Tensor:
+        """The node's real threshold (``real_threshold()``), not the float ``BaseNode`` was given."""
+        return self.real_threshold()
+
+    @v_threshold.setter
+    def v_threshold(self, value: float) -> None:
+        if getattr(self, "_threshold_ready", True):
+            raise AttributeError(f"{type(self).__name__}.v_threshold reads its threshold tensor; "
+                                 f"change the threshold itself instead")
+
+    def real_threshold(self) -> Tensor:
+        """The threshold the node fires at: its ``threshold`` (per layer, channel or neuron)."""
+        return self.threshold
+
+    def spike(self, h: Tensor) -> Tensor:
+        """Heaviside ``h ≥ 0`` forward; with gradients, the surrogate's gradient backward."""
+        if torch.is_grad_enabled() and h.requires_grad:
+            return self.surrogate_function(h)
+        return (h >= 0).to(h.dtype)
+
+    def for_reset(self, spike: Tensor) -> Tensor:
+        """``spike`` as the reset sees it: detached under ``detach_reset``."""
+        return spike.detach() if self.detach_reset else spike
 
     @property
     def backend(self) -> str:

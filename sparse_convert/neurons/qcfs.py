@@ -74,12 +74,15 @@ class CSQCFSNode(ConversionNode):
     """IF node with reset by subtraction, channel-wise θ = softplus(raw), v(0) = θ/2; emits θ·spike.
 
     Takes ``[T, B, C, ...]`` in multi-step mode (``[B, C, ...]`` single-step); the
-    threshold broadcasts along ``channel_dim`` of the single-step shape.
+    threshold broadcasts along ``channel_dim`` of the single-step shape. With gradients it
+    backpropagates through time with ``surrogate_function``'s gradient.
     """
 
     def __init__(self, raw_threshold: Tensor, channel_dim: int = 1, *, step_mode: str = "m",
-                 backend: str = "torch"):
-        super().__init__(step_mode=step_mode, backend=backend)
+                 backend: str = "torch", surrogate_function: object | None = None, detach_reset: bool = False,
+                 store_v_seq: bool = False):
+        super().__init__(step_mode=step_mode, backend=backend, surrogate_function=surrogate_function,
+                         detach_reset=detach_reset, store_v_seq=store_v_seq)
         self.channel_dim = channel_dim
         raw = torch.as_tensor(raw_threshold)
         raw = raw if raw.is_floating_point() else raw.float()
@@ -108,8 +111,8 @@ class CSQCFSNode(ConversionNode):
         x, v = inputs[0], states[0]
         theta = self._theta(x)
         v = v + x
-        out = self.surrogate_function(v - theta) * theta
-        return (out,), (v - out,)
+        out = self.spike(v - theta) * theta
+        return (out,), (v - self.for_reset(out),)
 
     def torch_multi_step(self, inputs, states):
         x_seq, v = inputs[0], states[0]

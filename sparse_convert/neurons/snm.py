@@ -55,10 +55,16 @@ class NeuronClip(nn.Module):
 
 
 class SNMNode(ConversionNode):
-    """Signed neuron with memory; ``threshold`` has the shape of one sample (one θ per neuron)."""
+    """Signed neuron with memory; ``threshold`` has the shape of one sample (one θ per neuron).
 
-    def __init__(self, threshold: Tensor, *, v_init: float = 0.0, step_mode: str = "m", backend: str = "torch"):
-        super().__init__(step_mode=step_mode, backend=backend)
+    With gradients it backpropagates through time with ``surrogate_function``'s gradient
+    (the memory's condition ``m > 0`` passes none).
+    """
+
+    def __init__(self, threshold: Tensor, *, v_init: float = 0.0, step_mode: str = "m", backend: str = "torch",
+                 surrogate_function: object | None = None, detach_reset: bool = False, store_v_seq: bool = False):
+        super().__init__(step_mode=step_mode, backend=backend, surrogate_function=surrogate_function,
+                         detach_reset=detach_reset, store_v_seq=store_v_seq)
         if not 0.0 <= v_init < 1.0:
             raise ValueError(f"v_init is a fraction of the threshold in [0, 1), got {v_init}")
         self.v_init = float(v_init)
@@ -89,12 +95,12 @@ class SNMNode(ConversionNode):
         v, count = states
         theta = self.threshold.to(x.dtype)
         v = v + x
-        active = theta > 0
-        pos = (v >= theta) & active
-        neg = (v <= -theta) & (count > 0) & active
-        spike = pos.to(x.dtype) - neg.to(x.dtype)
+        active = (theta > 0).to(x.dtype)
+        pos = self.spike(v - theta) * active  # v ≥ θ
+        neg = self.spike(-theta - v) * (count > 0).to(x.dtype) * active  # v ≤ −θ while the net count is positive
+        spike = pos - neg
         out = spike * theta
-        return (out,), (v - out, count + spike)
+        return (out,), (v - self.for_reset(out), count + spike.detach())
 
     def torch_multi_step(self, inputs, states):
         x_seq = inputs[0]

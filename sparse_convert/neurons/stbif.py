@@ -128,7 +128,10 @@ class LSQQuantizer(nn.Module):
 
 
 class STBIFNode(ConversionNode):
-    """ST-BIF+ node (inference only): ternary spikes ``±θ``, net spike count bounded in ``[neg_min, pos_max]``.
+    """ST-BIF+ node: ternary spikes ``±θ``, net spike count bounded in ``[neg_min, pos_max]``.
+
+    With gradients it backpropagates through time with ``surrogate_function``'s gradient
+    (SpikingJelly's own ``STBIFNode`` is inference only).
 
     Reuses SpikingJelly 2.0's ST-BIF transition: the single step is its
     ``functional.stbif_step`` (the equations of the module docstring, same arithmetic as
@@ -141,8 +144,10 @@ class STBIFNode(ConversionNode):
     """
 
     def __init__(self, threshold: float | Tensor, neg_min: int, pos_max: int, *, step_mode: str = "m",
-                 backend: str = "torch"):
-        super().__init__(step_mode=step_mode, backend=backend)
+                 backend: str = "torch", surrogate_function: object | None = None, detach_reset: bool = False,
+                 store_v_seq: bool = False):
+        super().__init__(step_mode=step_mode, backend=backend, surrogate_function=surrogate_function,
+                         detach_reset=detach_reset, store_v_seq=store_v_seq)
         theta = torch.as_tensor(threshold).detach().clone().reshape(())
         theta = theta if theta.is_floating_point() else theta.float()
         if not (torch.isfinite(theta) and theta > 0):
@@ -182,11 +187,24 @@ class STBIFNode(ConversionNode):
     def single_step_functional_forward(self, inputs, states, **kwargs):
         x = inputs[0]
         q, count = states
-        out, q, count, _ = functional.stbif_step(x.detach(), q, count, *self._params(x))
+        if self.needs_grad(x, q):
+            return self._surrogate_step(x, q, count)
+        out, q, count, _ = functional.stbif_step(x, q, count, *self._params(x))
         return (out,), (q, count)
 
+    def _surrogate_step(self, x: Tensor, q: Tensor, count: Tensor) -> tuple[tuple[Tensor], tuple[Tensor, Tensor]]:
+        """``stbif_step``'s arithmetic with the spike through ``surrogate_function`` (same values, a gradient)."""
+        theta, pos_max, neg_min = self._params(x)
+        q = q + x / theta
+        pos = self.spike(q - 1.0) * (count < pos_max).to(q.dtype)
+        neg = self.spike(-q) * ((q != 0) & (count > neg_min)).to(q.dtype)  # q < 0, strictly
+        spike = pos - neg
+        return (spike * theta,), (q - self.for_reset(spike), count + spike.detach())
+
     def torch_multi_step(self, inputs, states):
-        x_seq = inputs[0].detach()
+        if self.needs_grad(inputs[0], states[0]):
+            return super().torch_multi_step(inputs, states)
+        x_seq = inputs[0]
         theta, pos_max, neg_min = self._params(x_seq)
         q, count = (s.clone() for s in states)
         out = torch.empty_like(x_seq)

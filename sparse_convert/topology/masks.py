@@ -1,4 +1,9 @@
-"""Frozen synapse masks attached to ordinary ``nn.Linear`` / ``nn.Conv2d`` layers.
+"""Frozen synapse masks attached to ordinary ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers.
+
+SpikingJelly's ``layer.Linear`` / ``layer.Conv1d`` / ``layer.Conv2d`` subclass these and take
+masks too. A layer that computes with a weight other than ``weight`` (SpikingJelly's
+``WSLinear`` / ``WSConv2d`` standardise it, ``nn.utils.parametrize`` and weight norm
+recompute it) is refused: zeroing ``weight`` would not zero the weight it uses.
 
 A mask is a boolean buffer ``weight_mask`` on the layer (saved in ``state_dict``); the
 layer keeps its class, so SpikingJelly, torch.fx and timm still recognise it.
@@ -16,8 +21,8 @@ to change the training loop:
   registry) is protected from its first forward pass on.
 
 ``nn.utils.prune`` and ``nn.utils.parametrize`` were not used: both replace ``weight``
-by a computed tensor, which breaks ``copy.deepcopy`` and conv-BN fusion (see
-``shared/references/spikingjelly-2.0.md`` §4) and hides the layer's real weights.
+by a computed tensor, which breaks ``copy.deepcopy`` and conv-BN fusion (SpikingJelly's
+fusion deep-copies the model, which fails on a pruned one) and hides the layer's real weights.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 MASK_NAME = "weight_mask"
 #: Layer types that carry synapses (weights between neurons) and may be masked.
-SYNAPTIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+SYNAPTIC_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 # weight Parameter -> weakref to the layer that owns it and its mask.
 _OWNERS: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -45,7 +50,7 @@ def is_synaptic(module: nn.Module) -> bool:
 
 
 def synaptic_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """All ``nn.Linear`` / ``nn.Conv2d`` layers of ``model`` by qualified name, in module order."""
+    """All ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers of ``model`` by qualified name, in module order."""
     return {name: m for name, m in model.named_modules() if is_synaptic(m)}
 
 
@@ -53,7 +58,7 @@ def output_layer_name(model: nn.Module) -> str:
     """Name of the last synaptic layer in module order: the classifier, kept dense by default."""
     names = list(synaptic_layers(model))
     if not names:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer")
+        raise ValueError(f"{type(model).__name__} has no nn.Linear, nn.Conv1d or nn.Conv2d layer")
     return names[-1]
 
 
@@ -95,7 +100,11 @@ def attach_mask(layer: nn.Module, mask: Tensor) -> None:
     an existing mask writes into the same buffer, so references to it stay valid.
     """
     if not is_synaptic(layer):
-        raise TypeError(f"masks attach to nn.Linear or nn.Conv2d, got {type(layer).__name__}")
+        raise TypeError(f"masks attach to nn.Linear, nn.Conv1d or nn.Conv2d, got {type(layer).__name__}")
+    why = _computed_weight(layer)
+    if why:
+        raise TypeError(f"cannot mask {type(layer).__name__}: {why}, so zeroing its weight entries would not "
+                        f"remove those synapses; use the plain layer (e.g. layer.Conv2d / nn.Conv2d) instead")
     weight = layer.weight
     if tuple(mask.shape) != tuple(weight.shape):
         raise ValueError(
@@ -115,6 +124,17 @@ def attach_mask(layer: nn.Module, mask: Tensor) -> None:
         layer.register_buffer(MASK_NAME, mask.clone())
     _install_layer_hooks(layer)
     apply_mask(layer)
+
+
+def _computed_weight(layer: nn.Module) -> str:
+    """Why ``layer`` computes with a weight other than its ``weight`` entries ('' when it does not)."""
+    if callable(getattr(layer, "get_weight", None)):
+        return "it computes with get_weight() (weight standardisation: nonzero where weight is zero)"
+    if nn.utils.parametrize.is_parametrized(layer, "weight"):
+        return "its weight is parametrized (nn.utils.parametrize)"
+    if any(type(h).__name__ == "WeightNorm" for h in layer._forward_pre_hooks.values()):
+        return "its weight is recomputed by weight norm"
+    return ""
 
 
 def remove_mask(layer: nn.Module) -> None:
