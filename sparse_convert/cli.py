@@ -58,7 +58,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     d, t = RunConfig(), RunConfig().train
     p.add_argument("--model", help=f"architecture: {', '.join(available_models())} (default {d.model})")
     p.add_argument("--dataset", help=f"{', '.join(available_datasets())} (default {d.dataset}, bundled)")
-    p.add_argument("--data-root", help="folder holding the dataset (not needed for digits)")
+    p.add_argument("--data-root", help="folder holding the dataset (not needed for digits and mnist1d)")
     p.add_argument("--download", action="store_true", default=None, help="download CIFAR into --data-root if missing")
     p.add_argument("--image-size", type=int, help="resize inputs to this side (default: native)")
     p.add_argument("--sparsity", type=float, help=f"fraction of removed links in sparse layers, [0, 1) "
