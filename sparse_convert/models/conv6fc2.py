@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import register_model
+from .registry import image_shape, register_model
 
 #: Output channels of the six 3x3 convolutions, ``"M"`` a 2x2 pooling (BrainCog ``my_cifar_model``).
 CONV6_CFG: tuple[int | str, ...] = (128, 128, "M", 256, 256, "M", 512, 512)
@@ -56,12 +56,7 @@ class Conv6FC2(nn.Sequential):
             raise ValueError(f"width multiplier must be > 0, got {width}")
         if pool not in _POOLS:
             raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
-        if len(in_shape) != 3:
-            raise ValueError(f"conv6fc2 takes images (C, H, W), got inputs of shape {tuple(in_shape)} "
-                             "(1-D signals such as mnist1d: use mlp)")
-        channels, height, width_px = in_shape
-        if height % 4 or width_px % 4:
-            raise ValueError(f"conv6fc2 needs inputs whose sides are multiples of 4, got {height}x{width_px}")
+        channels, height, width_px = image_shape("conv6fc2", in_shape, 4)
         layers: list[nn.Module] = []
         c_in = channels
         for v in CONV6_CFG:

@@ -38,3 +38,15 @@ def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], **option
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     check_call(_MODELS[name], f"model {name!r}", num_classes=num_classes, in_shape=tuple(in_shape), **options)
     return _MODELS[name](num_classes=num_classes, in_shape=tuple(in_shape), **options)
+
+
+def image_shape(model: str, in_shape: tuple[int, ...], multiple: int) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of an image input for ``model``, whose sides must be multiples of
+    ``multiple`` (its poolings); a ``ValueError`` naming the model otherwise."""
+    if len(in_shape) != 3:
+        raise ValueError(f"{model} takes images (C, H, W), got inputs of shape {tuple(in_shape)} "
+                         "(1-D signals such as mnist1d: use mlp)")
+    channels, height, width = in_shape
+    if height % multiple or width % multiple:
+        raise ValueError(f"{model} needs inputs whose sides are multiples of {multiple}, got {height}x{width}")
+    return channels, height, width

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from .registry import register_model
+from .registry import image_shape, register_model
 
 
 def _scaled_cfg(width: float) -> list[int | str]:
@@ -32,12 +32,7 @@ def vgg16(
     """
     if pool not in ("avg", "max"):
         raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
-    if len(in_shape) != 3:
-        raise ValueError(f"vgg16 takes images (C, H, W), got inputs of shape {tuple(in_shape)} "
-                         "(1-D signals such as mnist1d: use mlp)")
-    channels, height, width_px = in_shape
-    if height % 32 or width_px % 32:
-        raise ValueError(f"vgg16 needs inputs whose sides are multiples of 32, got {height}x{width_px}")
+    channels, height, width_px = image_shape("vgg16", in_shape, 32)
     features = make_layers(_scaled_cfg(width), batch_norm=True)
     for i, layer in enumerate(features):
         if isinstance(layer, nn.ReLU):
