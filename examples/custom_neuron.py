@@ -2,9 +2,13 @@
 
 1. A neuron: ``ResetToZeroNode`` subclasses ``CSQCFSNode`` (CS-QCFS's IF neuron) and changes
    one thing, the reset: to zero instead of by subtraction. A node's dynamics are its pure
-   ``single_step_functional_forward(inputs, states) -> (outputs, new_states)``.
+   ``transition(x, state) -> (output, new_state)``, and overriding it is all a subclass does:
+   the node then runs its own equations in single- and multi-step mode (CSQCFSNode's fast
+   loop, written for CSQCFSNode's equations, steps aside), and asking for the ``cupy``
+   backend is refused with a clear error until the subclass writes a kernel of its own.
 2. A method: ``ResetToZeroQCFS`` subclasses the ``qcfs`` method, keeps its ANN preparation
-   (S-QCFS then CS-QCFS fine-tuning) and builds the SNN with the new neuron. The
+   (S-QCFS then CS-QCFS fine-tuning) and its options, and builds the SNN with the new neuron
+   (``snn_body`` does the steps every method's ``build`` shares). The
    ``@register_method`` decorator makes it a method like any other: ``get_method``,
    ``RunConfig(method=...)`` and ``experiments.run`` accept its name.
 3. Both methods run on digits and are compared: reset to zero throws away the charge above
@@ -21,13 +25,15 @@ from pathlib import Path
 
 import torch
 from spikingjelly.activation_based import functional
+from torch import Tensor, nn
 
 from sparse_convert.analysis.report import build_report, write_report
 from sparse_convert.analysis.tables import table_a4, to_markdown, to_percent
+from sparse_convert.encoding import DirectEncoder
 from sparse_convert.experiments import RunConfig, run_or_load
 from sparse_convert.methods import SpikingNetwork, get_method, register_method
 from sparse_convert.methods.qcfs import QCFS
-from sparse_convert.neurons import ConversionNode, CSQCFSNode
+from sparse_convert.neurons import SQCFS, CSQCFSNode, State
 from sparse_convert.training import FitConfig
 
 
@@ -37,16 +43,12 @@ class ResetToZeroNode(CSQCFSNode):
         v ← v + x[t];   s = H(v − θ);   v ← v · (1 − s);   output θ·s
     """
 
-    def single_step_functional_forward(self, inputs, states, **kwargs):
-        x, v = inputs[0], states[0]
+    def transition(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        (v,) = state
         theta = self._theta(x)
         v = v + x
-        spike = self.surrogate_function(v - theta)
-        return (spike * theta,), (v * (1.0 - spike),)
-
-    # CSQCFSNode has a fast in-place loop for *its* equations; a subclass with new equations
-    # must go back to the generic loop over single_step_functional_forward (or write its own).
-    torch_multi_step = ConversionNode.torch_multi_step
+        spike = self.spike(v - theta)  # Heaviside forward; the surrogate gradient when training
+        return spike * theta, (v * (1.0 - spike),)
 
 
 @register_method
@@ -55,22 +57,28 @@ class ResetToZeroQCFS(QCFS):
 
     name = "qcfs_reset_to_zero"
 
-    def build(self, ann, window) -> SpikingNetwork:
-        snn = super().build(ann, window)
-        for fold in snn.folds():  # each TimeFold wraps one node; swap it, thresholds copied
-            old = fold.node
-            fold.node = ResetToZeroNode(old.raw_threshold.detach(), old.channel_dim)
-        functional.invalidate_reset_cache(snn)  # reset_net caches its module list
-        return snn
+    def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
+        # snn_body does what every build shares (copy, average pooling, BatchNorm folded); each trained
+        # SQCFS activation becomes the new node, its thresholds copied
+        body = self.snn_body(ann, {SQCFS: lambda _, act: ResetToZeroNode.from_activation(act)})
+        return SpikingNetwork(body, DirectEncoder())
 
 
 def check_equations() -> None:
-    """The node does what its docstring says, on a hand-checked input (θ = 1, v(0) = 0.5)."""
+    """The node does what its docstring says, on a hand-checked input (θ = 1, v(0) = 0.5), and the CuPy
+    backend, whose kernel would compute CSQCFSNode's equations, is refused."""
     node = ResetToZeroNode(torch.log(torch.expm1(torch.tensor([1.0]))))  # softplus(raw) = 1
-    out = node(torch.tensor([[[0.6]], [[0.2]], [[0.9]], [[0.9]]]))  # [T=4, B=1, C=1]
+    with torch.no_grad():
+        out = node(torch.tensor([[[0.6]], [[0.2]], [[0.9]], [[0.9]]]))  # [T=4, B=1, C=1]
     # v: 0.5+0.6=1.1 fires → 0;  0+0.2=0.2;  0.2+0.9=1.1 fires → 0;  0+0.9=0.9
     assert out.flatten().tolist() == [1.0, 0.0, 1.0, 0.0], out.flatten().tolist()
     functional.reset_net(node)
+    try:
+        node.backend = "cupy"
+    except NotImplementedError as refused:
+        print(f"cupy backend: {refused}")
+    else:
+        raise AssertionError("a subclass with new equations must not run its parent's CuPy kernel")
 
 
 def main() -> None:

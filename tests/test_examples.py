@@ -62,6 +62,7 @@ def test_vgg16_example_runs_a_narrow_vgg16_on_digits(example_runs):
 def test_custom_neuron_example_registers_and_runs_a_new_method(example_runs):
     output, out = _ok(example_runs, "custom_neuron")
     assert "| qcfs_reset_to_zero |" in output and "| qcfs |" in output
+    assert "cupy backend: ResetToZeroNode overrides the equations of CSQCFSNode" in output
     assert (out / "qcfs_reset_to_zero" / "result.json").is_file()
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sweep_fixtures import cli_env, sweep_command
 
@@ -53,3 +54,12 @@ def test_a_plugin_method_runs_from_the_cli_and_in_sweep_workers(tmp_path):
     (result,) = (tmp_path / "out" / "runs").glob("*/result.json")
     assert json.loads(result.read_text())["config"]["method"] == "plugin_snm"
     assert os.environ.get(ENV_VAR) is None  # the test process itself was not touched
+
+
+def test_the_subclassing_guide_is_a_plugin_whose_method_the_cli_lists():
+    guide = Path(__file__).resolve().parents[1] / "examples" / "custom_neuron.py"
+    env = {k: v for k, v in cli_env().items() if k != ENV_VAR}
+    shown = subprocess.run([sys.executable, "-m", "sparse_convert.cli", "--plugin", str(guide), "run", "-h"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "qcfs_reset_to_zero" in shown.stdout

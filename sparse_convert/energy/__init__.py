@@ -11,6 +11,7 @@ from .monitors import (
     OperationCountMonitor,
     ProductEventMonitor,
     SpikeCountMonitor,
+    StepCountMonitor,
     SynapticEventMonitor,
     uncounted_synaptic_layers,
 )
@@ -19,7 +20,7 @@ from .steps import StepTracker, network_step_mode
 from .timeline import TimeCurves, evaluate_over_time
 
 __all__ = ["AC", "DEFAULT_ENERGY_MODEL", "ENERGY_MODELS", "MAC", "EnergyModel", "OperationCountMonitor",
-           "ProductEventMonitor", "SpikeCountMonitor", "StepTracker", "SynapticEventMonitor", "TimeCurves",
-           "count_events", "energy_by_model", "energy_model", "evaluate_over_time", "layer_fanout",
+           "ProductEventMonitor", "SpikeCountMonitor", "StepCountMonitor", "StepTracker", "SynapticEventMonitor",
+           "TimeCurves", "count_events", "energy_by_model", "energy_model", "evaluate_over_time", "layer_fanout",
            "network_step_mode", "product_pairs", "reduction_by_model", "trace_synapse_roles",
            "uncounted_synaptic_layers"]

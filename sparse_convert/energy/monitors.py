@@ -1,8 +1,8 @@
 """SpikingJelly monitors that reduce what they see to per-step counts as it happens.
 
-All subclass ``spikingjelly.activation_based.monitor.BaseMonitor`` (hooks, ``records``,
-``enable``/``disable``, ``remove_hooks``, context manager) and never keep a ``[T, B, ...]``
-tensor: each hook call records one small ``[steps]`` vector, ``steps`` being the number of
+All subclass ``StepCountMonitor``, a ``spikingjelly.activation_based.monitor.BaseMonitor``
+(hooks, ``records``, ``enable``/``disable``, ``remove_hooks``, context manager), and never keep a
+``[T, B, ...]`` tensor: each hook call records one small ``[steps]`` vector, ``steps`` being the number of
 time steps that call really carried (``steps.StepTracker``: from the input's shape and the
 network's step modes), so a network stepped one call per time step, run in chunks or run
 whole records the same counts. Where the steps of a call cannot be known the hook raises.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from spikingjelly.activation_based.ann2snn.operators import TDLayerNorm, TDSoftmax
@@ -55,8 +56,21 @@ def uncounted_synaptic_layers(net: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
-class _StepMonitor(BaseMonitor):
-    """A monitor whose hooks know the steps of each call (``StepTracker`` on ``net``)."""
+class StepCountMonitor(BaseMonitor):
+    """A monitor that records one ``[steps]`` count vector per call of each monitored module.
+
+    The base holds the hook: it skips calls while disabled, finds the steps the call carries
+    (``call_steps``: ``StepTracker`` on ``net``), asks ``count`` for the vector and records it;
+    ``per_layer`` concatenates the records of each module into its ``[T]`` curve. To write a
+    new counter, subclass it, call ``self._watch(net, types)`` in ``__init__`` and override
+    ``count(name, module, x, steps)``, which turns one call's (detached) input, or output with
+    ``reads = "output"``, into a ``[steps]`` vector.
+    """
+
+    #: Which tensor of a call ``count`` sees: ``"input"`` (its first argument) or ``"output"``.
+    reads: str = "input"
+    #: The dtype of ``per_layer``'s curve of a module that recorded nothing.
+    empty_dtype: torch.dtype = torch.float64
 
     def __init__(self, net: nn.Module):
         super().__init__()
@@ -74,16 +88,58 @@ class _StepMonitor(BaseMonitor):
             raise ValueError(f"steps must be an integer >= 1 or None, got {value}")
         self._tracker.expected = None if value is None else int(value)
 
-    def _steps_of(self, module: nn.Module, x: Tensor, name: str) -> int:
+    def count(self, name: str, module: nn.Module, x: Tensor, steps: int | None) -> Tensor | None:
+        """The counts of one call of ``module`` (named ``name``) on ``x``, ``[steps]``; ``None`` records nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not say what it counts")
+
+    def call_steps(self, name: str, module: nn.Module, x: Tensor) -> int | None:
+        """The time steps one call of ``module`` on ``x`` carries (an error where they cannot be known)."""
         return self._tracker.steps_of(module, x, name)
 
+    def _watch(self, net: nn.Module, types: type | tuple[type, ...],
+               keep: Callable[[nn.Module], bool] | None = None) -> list[tuple[str, nn.Module]]:
+        """Hook every module of ``net`` that is one of ``types`` (and passes ``keep``); returns them, named."""
+        watched = [(name, m) for name, m in net.named_modules() if isinstance(m, types) and (keep is None or keep(m))]
+        for name, module in watched:
+            self.monitored_layers.append(name)
+            self.name_records_index[name] = []
+            if self.reads == "input":
+                self.hooks.append(module.register_forward_pre_hook(self._input_hook(name)))
+            else:
+                self.hooks.append(module.register_forward_hook(self._output_hook(name)))
+        return watched
 
-class SynapticEventMonitor(_StepMonitor):
+    def _input_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            if self.is_enable():
+                self._count_call(name, module, args[0])
+        return hook
+
+    def _output_hook(self, name: str):
+        def hook(module: nn.Module, args: tuple, out: Tensor | tuple) -> None:
+            if self.is_enable():
+                self._count_call(name, module, out[0] if isinstance(out, tuple) else out)
+        return hook
+
+    def _count_call(self, name: str, module: nn.Module, x: Tensor) -> None:
+        x = x.detach()
+        counts = self.count(name, module, x, self.call_steps(name, module, x))
+        if counts is not None:
+            self._record(name, counts)
+
+    def per_layer(self) -> dict[str, Tensor]:
+        """Counts per step since the last ``clear_recorded_data``, a ``[T]`` curve per monitored module."""
+        return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=self.empty_dtype)
+                for name in self.monitored_layers}
+
+
+class SynapticEventMonitor(StepCountMonitor):
     """Exact synaptic events per time step at the input of every Linear / Conv1d / Conv2d / Conv3d layer.
 
-    A layer that holds synapses without an event rule (``uncounted_synaptic_layers``, e.g.
-    ``ConvTranspose2d``) raises when the network calls it (``strict=True``), or warns once
-    naming it and records nothing for it (``strict=False``): never a silent zero.
+    Float64 ``[T]`` per layer. A layer that holds synapses without an event rule
+    (``uncounted_synaptic_layers``, e.g. ``ConvTranspose2d``) raises when the network calls it
+    (``strict=True``), or warns once naming it and records nothing for it (``strict=False``):
+    never a silent zero.
     """
 
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = tuple(COUNTED_TYPES),
@@ -91,27 +147,21 @@ class SynapticEventMonitor(_StepMonitor):
         super().__init__(net)
         self._fanouts = FanoutCache()
         self._workspaces: dict[str, dict] = {}
-        for name, module in self._monitor_modules(net, instance):
-            self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+        self._watch(net, instance)
         self.uncounted = uncounted_synaptic_layers(net)
         for name, module in self.uncounted.items():
             self.hooks.append(module.register_forward_pre_hook(self._refuse(name, strict)))
         self._doubles = DoubleSpikes(net)
         self.hooks += self._doubles.handles
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            if self.is_enable():
-                x = args[0]
-                steps = self._steps_of(module, x, name)
-                fanout = self._fanouts.get(module, input_shape(module, x))
-                workspace = self._workspaces.setdefault(name, {})
-                events = count_events(x.detach(), fanout, steps, workspace)
-                doubles = self._doubles.mask_for(x)
-                if doubles is not None:  # the second spike of each such element reaches the same weights
-                    events = events + count_events(doubles, fanout, steps, workspace)
-                self._record(name, events)
-        return hook
+    def count(self, name: str, module: nn.Module, x: Tensor, steps: int) -> Tensor:
+        fanout = self._fanouts.get(module, input_shape(module, x))
+        workspace = self._workspaces.setdefault(name, {})
+        events = count_events(x, fanout, steps, workspace)
+        doubles = self._doubles.mask_for(x)
+        if doubles is not None:  # the second spike of each such element reaches the same weights
+            events = events + count_events(doubles, fanout, steps, workspace)
+        return events
 
     def _refuse(self, name: str, strict: bool):
         warned = []
@@ -128,53 +178,36 @@ class SynapticEventMonitor(_StepMonitor):
                 warnings.warn(message, stacklevel=2)
         return hook
 
-    def per_layer(self) -> dict[str, Tensor]:
-        """Events per step since the last ``clear_recorded_data``, float64 ``[T]`` per layer."""
-        return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=torch.float64)
-                for name in self.monitored_layers}
 
-
-class SpikeCountMonitor(_StepMonitor):
+class SpikeCountMonitor(StepCountMonitor):
     """Spikes per time step (outputs ≠ 0, so signed and scaled spikes count once; twice where a node
     reports two spikes in one element) of every spiking node (``roles.NODE_TYPES``; pass ``instance`` to
-    count spike encoders too)."""
+    count spike encoders too), int64 ``[T]`` per node."""
+
+    reads = "output"
+    empty_dtype = torch.int64
 
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = NODE_TYPES):
         super().__init__(net)
         self.neurons_seen: dict[str, int] = {}
-        for name, module in self._monitor_modules(net, instance):
-            if is_spike_source(module, instance):
-                self.hooks.append(module.register_forward_hook(self._make_hook(name)))
-            else:  # an analog-output node (LIAF)
-                self.monitored_layers.remove(name)
-                del self.name_records_index[name]
+        self._watch(net, instance, keep=lambda m: is_spike_source(m, instance))  # not analog-output nodes (LIAF)
         self._doubles = DoubleSpikes(net, follow=False)
         self.hooks += self._doubles.handles
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
-            if self.is_enable():
-                out = out[0] if isinstance(out, tuple) else out
-                steps = self._steps_of(module, out, name)
-                per_step = out.numel() // steps
-                self.neurons_seen[name] = per_step
-                # int32 sums are ~2x faster than int64's on a CPU; they hold any count below 2^31
-                dtype = torch.int32 if per_step < 2**31 else torch.int64
-                spikes = (out.detach() != 0).reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
-                doubles = self._doubles.mask_for(out)
-                if doubles is not None:
-                    spikes += doubles.reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
-                self._record(name, spikes)
-        return hook
-
-    def per_layer(self) -> dict[str, Tensor]:
-        """Spikes per step since the last ``clear_recorded_data``, int64 ``[T]`` per node."""
-        return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=torch.int64)
-                for name in self.monitored_layers}
+    def count(self, name: str, module: nn.Module, out: Tensor, steps: int) -> Tensor:
+        per_step = out.numel() // steps
+        self.neurons_seen[name] = per_step
+        # int32 sums are ~2x faster than int64's on a CPU; they hold any count below 2^31
+        dtype = torch.int32 if per_step < 2**31 else torch.int64
+        spikes = (out != 0).reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
+        doubles = self._doubles.mask_for(out)
+        if doubles is not None:
+            spikes += doubles.reshape(steps, -1).sum(1, dtype=dtype).to(torch.int64)
+        return spikes
 
 
-class ProductEventMonitor(_StepMonitor):
-    """Pairs of nonzero entries that meet per time step in every activation-activation product.
+class ProductEventMonitor(StepCountMonitor):
+    """Pairs of nonzero entries that meet per time step in every activation-activation product, float64 ``[T]``.
 
     A ``SpikeMatMul`` adds ``A_{t−1} @ b_t + a_t @ B_t`` at step t (``A``, ``B`` the running
     sums of its operands ``a``, ``b``); its events are the pairs of nonzeros that meet in
@@ -183,34 +216,31 @@ class ProductEventMonitor(_StepMonitor):
     running sums are not computed twice; ``remove_hooks`` turns that off again.
     """
 
+    reads = "output"
+
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = PRODUCT_TYPES):
         super().__init__(net)
-        self._modules: list[nn.Module] = []
-        for name, module in self._monitor_modules(net, instance):
+        self._modules = [module for _, module in self._watch(net, instance)]
+        for module in self._modules:
             module.keep_operands = True
-            self._modules.append(module)
-            self.hooks.append(module.register_forward_hook(self._make_hook(name)))
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
-            operands, module.operands = module.operands, None
-            if self.is_enable() and operands is not None:
-                a_prev, b_seq, a_seq, b_cum = (x.detach() for x in operands)
-                self._record(name, product_pairs(a_prev, b_seq) + product_pairs(a_seq, b_cum))
-        return hook
+    def call_steps(self, name: str, module: nn.Module, x: Tensor) -> None:
+        return None  # the kept operands carry the steps
+
+    def count(self, name: str, module: nn.Module, out: Tensor, steps: None) -> Tensor | None:
+        operands, module.operands = module.operands, None
+        if operands is None:
+            return None
+        a_prev, b_seq, a_seq, b_cum = (x.detach() for x in operands)
+        return product_pairs(a_prev, b_seq) + product_pairs(a_seq, b_cum)
 
     def remove_hooks(self) -> None:
         super().remove_hooks()
         for module in self._modules:
             module.keep_operands, module.operands = False, None
 
-    def per_layer(self) -> dict[str, Tensor]:
-        """Events per step since the last ``clear_recorded_data``, float64 ``[T]`` per product."""
-        return {name: torch.cat(self[name]) if self[name] else torch.zeros(0, dtype=torch.float64)
-                for name in self.monitored_layers}
 
-
-class OperationCountMonitor(_StepMonitor):
+class OperationCountMonitor(StepCountMonitor):
     """Element operations per time step of spike-equivalent softmax and LayerNorm, by kind (``OPERATION_KINDS``).
 
     At each step such an operator re-evaluates ``f`` on the rows (softmax rows, LayerNorm
@@ -222,21 +252,19 @@ class OperationCountMonitor(_StepMonitor):
         super().__init__(net)
         self.kinds = dict(OPERATION_KINDS if kinds is None else kinds)
         self.kind_of: dict[str, str] = {}
-        for name, module in self._monitor_modules(net, tuple(self.kinds)):
+        for name, module in self._watch(net, tuple(self.kinds)):
             self.kind_of[name] = next(k for t, k in self.kinds.items() if isinstance(module, t))
-            self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            if self.is_enable():
-                x = args[0].detach()
-                if module.step_mode == "s":
-                    x = x.unsqueeze(0)
-                group = _group_dims(module, x.dim())
-                rows = (x != 0).any(dim=group)
-                size = math.prod(x.shape[d] for d in group)
-                self._record(name, rows.reshape(x.shape[0], -1).sum(1, dtype=torch.float64) * size)
-        return hook
+    def call_steps(self, name: str, module: nn.Module, x: Tensor) -> int:
+        return 1 if module.step_mode == "s" else x.shape[0]
+
+    def count(self, name: str, module: nn.Module, x: Tensor, steps: int) -> Tensor:
+        if module.step_mode == "s":
+            x = x.unsqueeze(0)
+        group = _group_dims(module, x.dim())
+        rows = (x != 0).any(dim=group)
+        size = math.prod(x.shape[d] for d in group)
+        return rows.reshape(steps, -1).sum(1, dtype=torch.float64) * size
 
     def per_kind(self) -> dict[str, Tensor]:
         """Operations per step since the last ``clear_recorded_data``, float64 ``[T]`` per kind."""

@@ -32,9 +32,10 @@ from spikingjelly.activation_based import functional
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..encoding import Encoder
 from ..training import make_loader
 from .events import COUNTED_TYPES, effective_weight, input_shape, layer_fanout
-from .monitors import SynapticEventMonitor, _StepMonitor
+from .monitors import StepCountMonitor, SynapticEventMonitor
 from .roles import NODE_TYPES
 from .timeline import _encoder_of, run_steps
 
@@ -42,7 +43,7 @@ from .timeline import _encoder_of, run_steps
 class NeuroBenchSNN(nn.Module):
     """``snn`` as NeuroBench calls a model: a batch in, the time-summed output ``[B, classes]`` out, state reset."""
 
-    def __init__(self, snn: nn.Module, steps: int, encoder=None):
+    def __init__(self, snn: nn.Module, steps: int, encoder: Encoder | None = None):
         super().__init__()
         self.snn = snn
         self.steps = int(steps)
@@ -73,29 +74,23 @@ def connection_sparsity(net: nn.Module) -> float:
     return round(zeros / total, 4)
 
 
-class _ValueTestMonitor(_StepMonitor):
-    """Per call and step of every counted layer: events, dense operations, and whether inputs are all in {−1, 0, 1}."""
+class _ValueTestMonitor(StepCountMonitor):
+    """Per call and step of every counted layer: whether inputs are all in {−1, 0, 1}, and dense operations."""
 
     def __init__(self, net: nn.Module):
         super().__init__(net)
         self._dense: dict[tuple, Tensor] = {}
-        for name, module in self._monitor_modules(net, tuple(COUNTED_TYPES)):
-            self.hooks.append(module.register_forward_pre_hook(self._make_hook(name)))
+        self._watch(net, tuple(COUNTED_TYPES))
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            if self.is_enable():
-                x = args[0].detach()
-                steps = self._steps_of(module, x, name)
-                shape = input_shape(module, x)
-                key = (id(module), shape)
-                if key not in self._dense:
-                    self._dense[key] = _dense_fanout(module, shape).sum()
-                rows = x.reshape(steps, -1)
-                unit = ~((rows != 0) & (rows.abs() != 1)).any(1)  # NeuroBench's spike test, per step
-                dense = self._dense[key] * (x.numel() // math.prod(shape) // steps)  # × samples per step
-                self._record(name, (unit.cpu(), torch.full((steps,), float(dense), dtype=torch.float64)))
-        return hook
+    def count(self, name: str, module: nn.Module, x: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+        shape = input_shape(module, x)
+        key = (id(module), shape)
+        if key not in self._dense:
+            self._dense[key] = _dense_fanout(module, shape).sum()
+        rows = x.reshape(steps, -1)
+        unit = ~((rows != 0) & (rows.abs() != 1)).any(1)  # NeuroBench's spike test, per step
+        dense = self._dense[key] * (x.numel() // math.prod(shape) // steps)  # × samples per step
+        return unit.cpu(), torch.full((steps,), float(dense), dtype=torch.float64)
 
 
 def _dense_fanout(layer: nn.Module, shape: tuple[int, ...]) -> Tensor:
@@ -103,23 +98,19 @@ def _dense_fanout(layer: nn.Module, shape: tuple[int, ...]) -> Tensor:
     return layer_fanout(layer, shape, torch.ones_like(layer.weight, dtype=torch.bool))
 
 
-class _NonzeroMonitor(_StepMonitor):
+class _NonzeroMonitor(StepCountMonitor):
     """Nonzero outputs per step of every spiking node, and their output elements per step."""
+
+    reads = "output"
 
     def __init__(self, net: nn.Module):
         super().__init__(net)
         self.elements: dict[str, int] = {}
-        for name, module in self._monitor_modules(net, NODE_TYPES):
-            self.hooks.append(module.register_forward_hook(self._make_hook(name)))
+        self._watch(net, NODE_TYPES)
 
-    def _make_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, out: Tensor) -> None:
-            if self.is_enable():
-                out = out[0] if isinstance(out, tuple) else out
-                steps = self._steps_of(module, out, name)
-                self.elements[name] = out.numel() // steps
-                self._record(name, (out.detach() != 0).reshape(steps, -1).sum(1).to(torch.float64).cpu())
-        return hook
+    def count(self, name: str, module: nn.Module, out: Tensor, steps: int) -> Tensor:
+        self.elements[name] = out.numel() // steps
+        return (out != 0).reshape(steps, -1).sum(1).to(torch.float64).cpu()
 
 
 @dataclass
@@ -166,7 +157,7 @@ def neurobench_over_time(
     *,
     batch_size: int = 256,
     chunk: int = 8,
-    encoder=None,
+    encoder: Encoder | None = None,
     device: torch.device | str = "cpu",
 ) -> NeuroBenchCurves:
     """NeuroBench's synaptic operations and activation sparsity of ``snn`` at every t ≤ ``t_max``, in one run."""

@@ -17,14 +17,16 @@ memory does not grow with ``t_max``; only ``[t]`` vectors are kept.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 from spikingjelly.activation_based import functional
+from spikingjelly.activation_based.monitor import BaseMonitor
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..encoding import DirectEncoder
+from ..encoding import DirectEncoder, Encoder
 from ..training import make_loader
 from .model import EnergyModel
 from .monitors import OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
@@ -72,13 +74,113 @@ class TimeCurves:
                 for depth, (name, rates) in enumerate(self.layer_masfr.items(), start=1)}
 
 
-def _encoder_of(net: nn.Module, encoder):
-    if encoder is not None:
-        return encoder
-    found = getattr(net, "encoder", None)
-    if found is None:
-        return DirectEncoder()  # a plain SpikingJelly network: direct input
-    return found
+def _encoder_of(net: nn.Module, encoder: Encoder | None) -> Encoder:
+    """``encoder``, else ``net``'s own ``encoder``, else direct encoding; a TypeError for a non-``Encoder``."""
+    source = "encoder"
+    if encoder is None:
+        encoder = getattr(net, "encoder", None)
+        if encoder is None:
+            return DirectEncoder()  # a plain SpikingJelly network: direct input
+        source = f"{type(net).__name__}.encoder"
+    if isinstance(encoder, type) or not isinstance(encoder, Encoder):
+        got = f"the class {encoder.__name__}" if isinstance(encoder, type) else type(encoder).__name__
+        raise TypeError(f"{source} must be an Encoder (emits_spikes and encode(x, t0, steps) -> [steps, B, ...]), "
+                        f"got {got}")
+    return encoder
+
+
+class _Monitors(NamedTuple):
+    """The four counters one ``evaluate_over_time`` run puts on the network."""
+
+    events: SynapticEventMonitor
+    firing: SpikeCountMonitor
+    products: ProductEventMonitor
+    operations: OperationCountMonitor
+
+    @classmethod
+    def on(cls, snn: nn.Module) -> _Monitors:
+        return cls(SynapticEventMonitor(snn), SpikeCountMonitor(snn), ProductEventMonitor(snn),
+                   OperationCountMonitor(snn))
+
+    def clear(self) -> None:
+        for m in self:
+            m.clear_recorded_data()
+
+    def remove(self) -> None:
+        for m in self:
+            m.remove_hooks()
+
+
+@dataclass
+class _Totals:
+    """Per-step sums over the batches of one run of ``t_max`` steps, and the ``TimeCurves`` they make."""
+
+    t_max: int
+    correct: Tensor = field(init=False)
+    spikes: Tensor = field(init=False)
+    mac: Tensor = field(init=False)
+    ac: Tensor = field(init=False)
+    layer_totals: dict[str, float] = field(default_factory=dict)
+    layer_spikes: dict[str, Tensor] = field(default_factory=dict)
+    layer_neurons: dict[str, int] = field(default_factory=dict)
+    other: dict[str, Tensor] = field(default_factory=dict)
+    images: int = 0
+    neurons: int = 0
+
+    def __post_init__(self) -> None:
+        self.correct, self.spikes, self.mac, self.ac = (torch.zeros(self.t_max, dtype=torch.float64)
+                                                        for _ in range(4))
+
+    def add_batch(self, correct: Tensor, monitors: _Monitors, roles: dict[str, str], batch: int) -> None:
+        """Add one batch of ``batch`` images: ``correct`` per step ``[t_max]`` and what ``monitors`` recorded."""
+        synaptic = {**monitors.events.per_layer(), **monitors.products.per_layer()}
+        firing = monitors.firing.per_layer()
+        for name, per_step in {**synaptic, **firing}.items():
+            if len(per_step) not in (0, self.t_max):
+                raise RuntimeError(f"{name} recorded {len(per_step)} time steps in a run of {self.t_max}: a module "
+                                   f"called more than once per step cannot be counted per step")
+        self.correct += correct
+        for name, per_step in synaptic.items():
+            role = roles.get(name)
+            if role is None:  # layer not reached by the trace input; count it as analog
+                role = MAC
+            (self.mac if role == MAC else self.ac).add_(per_step.cpu())
+            self.layer_totals[name] = self.layer_totals.get(name, 0.0) + float(per_step.sum())
+        for name, per_step in firing.items():
+            per_step = per_step.double().cpu()
+            self.spikes += per_step
+            self.layer_spikes[name] = self.layer_spikes.get(name, 0) + per_step
+            self.layer_neurons[name] = monitors.firing.neurons_seen.get(name, 0) // batch
+        for kind, per_step in monitors.operations.per_kind().items():
+            self.other[kind] = self.other.get(kind, torch.zeros(self.t_max, dtype=torch.float64)) + per_step.cpu()
+        self.neurons = sum(monitors.firing.neurons_seen.values()) // batch
+        self.images += batch
+
+    def curves(self, energy: EnergyModel, roles: dict[str, str]) -> TimeCurves:
+        """The curves of the batches added so far (per image, cumulative over steps)."""
+        if self.images == 0:
+            raise ValueError("cannot evaluate on an empty dataset")
+        images = self.images
+        steps = torch.arange(1, self.t_max + 1, dtype=torch.float64)
+        cum_mac = self.mac.cumsum(0) / images
+        cum_ac = self.ac.cumsum(0) / images
+        masfr = self.spikes.cumsum(0) / (steps * max(self.neurons, 1) * images)
+        return TimeCurves(
+            t=[int(t) for t in steps],
+            accuracy=(self.correct / images).tolist(),
+            masfr=masfr.tolist(),
+            mac=cum_mac.tolist(),
+            ac=cum_ac.tolist(),
+            energy_uj=[energy.energy_uj(m, a) for m, a in zip(cum_mac.tolist(), cum_ac.tolist())],
+            images=images,
+            neurons=self.neurons,
+            roles=dict(sorted(roles.items())),
+            layer_events={k: v / images for k, v in self.layer_totals.items()},
+            other_ops={kind: (ops.cumsum(0) / images).tolist() for kind, ops in sorted(self.other.items())},
+            layer_masfr={name: (count.cumsum(0) / (steps * max(self.layer_neurons[name], 1) * images)).tolist()
+                         for name, count in self.layer_spikes.items()},
+            layer_neurons=dict(self.layer_neurons),
+        )
 
 
 @torch.no_grad()
@@ -89,7 +191,7 @@ def evaluate_over_time(
     *,
     batch_size: int = 256,
     chunk: int = 8,
-    encoder=None,
+    encoder: Encoder | None = None,
     energy: EnergyModel | None = None,
     roles: dict[str, str] | None = None,
     device: torch.device | str = "cpu",
@@ -101,101 +203,57 @@ def evaluate_over_time(
     (``functional.multi_step_forward``); the counts follow the steps of each call either way.
 
     ``encoder.encode(x, t0, steps)`` makes the input steps (default: the network's own
-    ``encoder``, else direct encoding). ``roles`` overrides the traced MAC/AC role of
-    named layers.
+    ``encoder``, else direct encoding; anything that is not an ``Encoder`` is a TypeError).
+    ``roles`` overrides the traced MAC/AC role of named layers.
     """
-    if int(t_max) != t_max or t_max < 1:
-        raise ValueError(f"t_max must be an integer >= 1, got {t_max}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
     energy = energy or EnergyModel()
-    device = torch.device(device)
-    encoder = _encoder_of(snn, encoder)
-    snn.to(device).eval()
-    loader = make_loader(dataset, batch_size, shuffle=False)
-
-    correct = torch.zeros(t_max, dtype=torch.float64)
-    spikes = torch.zeros(t_max, dtype=torch.float64)
-    mac = torch.zeros(t_max, dtype=torch.float64)
-    ac = torch.zeros(t_max, dtype=torch.float64)
-    layer_totals: dict[str, float] = {}
-    layer_spikes: dict[str, Tensor] = {}
-    layer_neurons: dict[str, int] = {}
-    other: dict[str, Tensor] = {}
-    images = neurons = 0
+    encoder, device, loader = _setup(snn, dataset, t_max, batch_size, chunk, encoder, device)
+    totals = _Totals(t_max)
     traced: dict[str, str] | None = None
-
-    events = SynapticEventMonitor(snn)
-    firing = SpikeCountMonitor(snn)
-    products = ProductEventMonitor(snn)
-    operations = OperationCountMonitor(snn)
-    monitors = (events, firing, products, operations)
+    monitors = _Monitors.on(snn)
     try:
         for x, y in tqdm(loader, desc=f"SNN t<={t_max}", disable=not progress, leave=False):
             x, y = x.to(device), y.to(device)
             if torch.isnan(x).any():
                 raise ValueError("input batch contains NaN")
             if traced is None:
-                traced = _trace_roles(snn, encoder, x[:1], *monitors)
-                traced.update(roles or {})
-            functional.reset_net(snn)
-            for m in monitors:
-                m.clear_recorded_data()
-            total = None
-            for t0 in range(0, t_max, chunk):
-                k = min(chunk, t_max - t0)
-                out = run_steps(snn, encoder.encode(x, t0, k))
-                if out.shape[:2] != (k, len(y)):
-                    raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
-                acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
-                total = acc_out[-1]
-                correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
-            functional.reset_net(snn)
-            for name, per_step in {**events.per_layer(), **products.per_layer(), **firing.per_layer()}.items():
-                if len(per_step) not in (0, t_max):
-                    raise RuntimeError(f"{name} recorded {len(per_step)} time steps in a run of {t_max}: a module "
-                                       f"called more than once per step cannot be counted per step")
-            for name, per_step in {**events.per_layer(), **products.per_layer()}.items():
-                role = traced.get(name)
-                if role is None:  # layer not reached by the trace input; count it as analog
-                    role = MAC
-                (mac if role == MAC else ac).add_(per_step.cpu())
-                layer_totals[name] = layer_totals.get(name, 0.0) + float(per_step.sum())
-            for name, per_step in firing.per_layer().items():
-                per_step = per_step.double().cpu()
-                spikes += per_step
-                layer_spikes[name] = layer_spikes.get(name, 0) + per_step
-                layer_neurons[name] = firing.neurons_seen.get(name, 0) // len(y)
-            for kind, per_step in operations.per_kind().items():
-                other[kind] = other.get(kind, torch.zeros(t_max, dtype=torch.float64)) + per_step.cpu()
-            neurons = sum(firing.neurons_seen.values()) // len(y)
-            images += len(y)
+                traced = {**_trace_roles(snn, encoder, x[:1], *monitors), **(roles or {})}
+            monitors.clear()
+            correct = _run_batch(snn, encoder, x, y, t_max, chunk)
+            totals.add_batch(correct, monitors, traced, len(y))
     finally:
-        for m in monitors:
-            m.remove_hooks()
-    if images == 0:
-        raise ValueError("cannot evaluate on an empty dataset")
+        monitors.remove()
+    return totals.curves(energy, traced or {})
 
-    steps = torch.arange(1, t_max + 1, dtype=torch.float64)
-    cum_mac = mac.cumsum(0) / images
-    cum_ac = ac.cumsum(0) / images
-    masfr = spikes.cumsum(0) / (steps * max(neurons, 1) * images)
-    return TimeCurves(
-        t=[int(t) for t in steps],
-        accuracy=(correct / images).tolist(),
-        masfr=masfr.tolist(),
-        mac=cum_mac.tolist(),
-        ac=cum_ac.tolist(),
-        energy_uj=[energy.energy_uj(m, a) for m, a in zip(cum_mac.tolist(), cum_ac.tolist())],
-        images=images,
-        neurons=neurons,
-        roles=dict(sorted((traced or {}).items())),
-        layer_events={k: v / images for k, v in layer_totals.items()},
-        other_ops={kind: (ops.cumsum(0) / images).tolist() for kind, ops in sorted(other.items())},
-        layer_masfr={name: (count.cumsum(0) / (steps * max(layer_neurons[name], 1) * images)).tolist()
-                     for name, count in layer_spikes.items()},
-        layer_neurons=dict(layer_neurons),
-    )
+
+def _setup(snn: nn.Module, dataset: Dataset, t_max: int, batch_size: int, chunk: int, encoder: Encoder | None,
+           device: torch.device | str) -> tuple[Encoder, torch.device, DataLoader]:
+    """Check the run's arguments, find the encoder, move ``snn`` to ``device`` in eval mode; the batches in order."""
+    if int(t_max) != t_max or t_max < 1:
+        raise ValueError(f"t_max must be an integer >= 1, got {t_max}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    device = torch.device(device)
+    encoder = _encoder_of(snn, encoder)
+    snn.to(device).eval()
+    return encoder, device, make_loader(dataset, batch_size, shuffle=False)
+
+
+def _run_batch(snn: nn.Module, encoder: Encoder, x: Tensor, y: Tensor, t_max: int, chunk: int) -> Tensor:
+    """Run one batch for ``t_max`` steps in chunks from a reset state; correct predictions per step, ``[t_max]``."""
+    correct = torch.zeros(t_max, dtype=torch.float64)
+    functional.reset_net(snn)
+    total = None  # the output summed over the steps run so far
+    for t0 in range(0, t_max, chunk):
+        k = min(chunk, t_max - t0)
+        out = run_steps(snn, encoder.encode(x, t0, k))
+        if out.shape[:2] != (k, len(y)):
+            raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
+        acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
+        total = acc_out[-1]
+        correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
+    functional.reset_net(snn)
+    return correct
 
 
 def run_steps(snn: nn.Module, x_seq: Tensor) -> Tensor:
@@ -205,7 +263,7 @@ def run_steps(snn: nn.Module, x_seq: Tensor) -> Tensor:
     return snn(x_seq)
 
 
-def _trace_roles(snn: nn.Module, encoder, x: Tensor, *monitors) -> dict[str, str]:
+def _trace_roles(snn: nn.Module, encoder: Encoder, x: Tensor, *monitors: BaseMonitor) -> dict[str, str]:
     """MAC/AC roles from one single-step pass on one image, monitors paused, state reset after."""
     for m in monitors:
         m.disable()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from .aec import AECActivation, AECEncoder, AECInit, AECNode, aec_code
-from .base import BACKENDS, ConversionNode, channel_view, inverse_softplus
+from .base import BACKENDS, ConversionNode, State, channel_view, inverse_softplus
 from .qcfs import SQCFS, CSQCFSNode, floor_ste
 from .snm import NeuronClip, SNMNode
 from .spike_ops import MatMul, SpikeMatMul, increment_operands
@@ -27,5 +27,5 @@ def set_backend(net: nn.Module, name: str) -> int:
 
 
 __all__ = ["AECActivation", "AECEncoder", "AECInit", "AECNode", "BACKENDS", "ConversionNode", "CSQCFSNode",
-           "LSQQuantizer", "MatMul", "NeuronClip", "SNMNode", "SQCFS", "STBIFNode", "SpikeMatMul", "aec_code",
+           "LSQQuantizer", "MatMul", "NeuronClip", "SNMNode", "SQCFS", "STBIFNode", "SpikeMatMul", "State", "aec_code",
            "channel_view", "floor_ste", "increment_operands", "inverse_softplus", "level_bounds", "set_backend"]

@@ -40,7 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from .base import ConversionNode
+from ..encoding import Encoder
+from .base import ConversionNode, State
 from .cupy_backend import KernelCall, KernelSpec
 from .qcfs import floor_ste
 
@@ -247,13 +248,12 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
             fired2 = torch.zeros_like(fired1)
         return v, fired1, fired2, int(step)
 
-    def single_step_functional_forward(self, inputs, states, **kwargs):
-        x = inputs[0]
-        v, fired1, fired2, step = states
+    def transition(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """State ``(v, fired1, fired2, step)``: integrate before the firing window, the two spikes in it."""
+        v, fired1, fired2, step = state
         local = step - self.depth * self.window
         if not 0 <= local < self.window:  # decoding phase: integrate; after the window: silent
-            self._note_doubles()
-            return (torch.zeros_like(x),), (v + x if local < 0 else v, fired1, fired2, step + 1)
+            return torch.zeros_like(x), (v + x if local < 0 else v, fired1, fired2, step + 1)
         thr1, thr2 = _thresholds(self.params(), self.window, x.dtype, x.device)
         # spikes through the surrogate (their values are the hard ones); the flags follow the hard spikes
         gate1 = ~fired1 & (v > 0)
@@ -267,14 +267,24 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
         s2 = (torch.ones_like(v) if last else self.spike(v - thr2[local])) * gate2.to(x.dtype)
         v = v - self.for_reset(s2) * thr2[local]
         out = s1 * thr1[local] + s2 * thr2[local]
-        self._note_doubles(fire1, fire2, thr1[local], thr2[local])
-        return (out,), (v, fired1, fired2 | fire2, step + 1)
+        return out, (v, fired1, fired2 | fire2, step + 1)
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        (out,), new = super().single_step_functional_forward(inputs, states)
+        if self._doubles is not None:  # both spikes in this step: both flags rose in it
+            local = int(states[3]) - self.depth * self.window
+            if 0 <= local < self.window:
+                thr1, thr2 = _thresholds(self.params(), self.window, out.dtype, out.device)
+                self._note_doubles(new[1] & ~states[1], new[2] & ~states[2], thr1[local], thr2[local])
+            else:
+                self._note_doubles()
+        return (out,), new
 
     def torch_multi_step(self, inputs, states):
         x_seq = inputs[0]
         v, fired1, fired2, step = states
         if self.needs_grad(x_seq, v):
-            return super().torch_multi_step(inputs, states)
+            return self.loop_multi_step(inputs, states)
         thr1, thr2 = _thresholds(self.params(), self.window, x_seq.dtype, x_seq.device)
         v, fired1, fired2 = v.clone(), fired1.clone(), fired2.clone()
         out = torch.zeros_like(x_seq)
@@ -303,10 +313,11 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
     def cupy_multi_step(self, inputs, states):
         from .cupy_backend import launch
 
+        type(self).check_kernel()
         x_seq = inputs[0]
         if self.needs_grad(x_seq, states[0]):
-            return self.torch_multi_step(inputs, states)
-        out, new = launch(_KERNEL, x_seq, self.kernel_call(x_seq, states))
+            return self.torch_path(inputs, states)
+        out, new = launch(self.kernel_spec(), x_seq, self.kernel_call(x_seq, states))
         if self._doubles is not None:
             self._doubles.extend(self.kernel_doubles(new, x_seq).unbind(0))
         return (out,), self.kernel_states(new, states, x_seq)
@@ -366,7 +377,7 @@ class AECNode(_DoubleSpikeSource, ConversionNode):
         return f"window={self.window}, depth={self.depth}, " + super().extra_repr()
 
 
-class AECEncoder(_DoubleSpikeSource, nn.Module):
+class AECEncoder(_DoubleSpikeSource, nn.Module, Encoder):
     """Codes the (signed) input image with AEC during window 0: ``sign(x)·code(|x|)`` as spikes.
 
     Normalised images have negative pixels, which the code cannot send, so the magnitude
@@ -374,7 +385,7 @@ class AECEncoder(_DoubleSpikeSource, nn.Module):
     sequence is computed directly from ``x``. Every first-layer event is then an AC.
     """
 
-    emits_spikes = True
+    emits_spikes: bool = True
 
     def __init__(self, init: AECInit, window: int):
         super().__init__()

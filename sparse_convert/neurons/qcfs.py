@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import ConversionNode, channel_view, inverse_softplus
+from .base import ConversionNode, State, channel_view, inverse_softplus
 from .cupy_backend import KernelCall, KernelSpec
 
 _KERNEL = KernelSpec(
@@ -107,17 +107,18 @@ class CSQCFSNode(ConversionNode):
             v = (0.5 * self._theta(x)).expand(x.shape).clone()
         return (v,)
 
-    def single_step_functional_forward(self, inputs, states, **kwargs):
-        x, v = inputs[0], states[0]
+    def transition(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """State ``(v,)``: integrate, fire at θ, reset by subtraction; output θ·spike."""
+        (v,) = state
         theta = self._theta(x)
         v = v + x
         out = self.spike(v - theta) * theta
-        return (out,), (v - self.for_reset(out),)
+        return out, (v - self.for_reset(out),)
 
     def torch_multi_step(self, inputs, states):
         x_seq, v = inputs[0], states[0]
         if self.needs_grad(x_seq, v, self.raw_threshold):
-            return super().torch_multi_step(inputs, states)
+            return self.loop_multi_step(inputs, states)
         theta = self._theta(x_seq[0])
         v = v.clone()
         out = torch.empty_like(x_seq)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import ConversionNode
+from .base import ConversionNode, State
 from .cupy_backend import KernelCall, KernelSpec
 
 _KERNEL = KernelSpec(
@@ -90,9 +90,9 @@ class SNMNode(ConversionNode):
             count = torch.zeros_like(x)
         return v, count
 
-    def single_step_functional_forward(self, inputs, states, **kwargs):
-        x = inputs[0]
-        v, count = states
+    def transition(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """State ``(v, count)``: the module docstring's equations, spikes through the surrogate."""
+        v, count = state
         theta = self.threshold.to(x.dtype)
         v = v + x
         active = (theta > 0).to(x.dtype)
@@ -100,13 +100,13 @@ class SNMNode(ConversionNode):
         neg = self.spike(-theta - v) * (count > 0).to(x.dtype) * active  # v ≤ −θ while the net count is positive
         spike = pos - neg
         out = spike * theta
-        return (out,), (v - self.for_reset(out), count + spike.detach())
+        return out, (v - self.for_reset(out), count + spike.detach())
 
     def torch_multi_step(self, inputs, states):
         x_seq = inputs[0]
         v, count = states
         if self.needs_grad(x_seq, v):
-            return super().torch_multi_step(inputs, states)
+            return self.loop_multi_step(inputs, states)
         theta = self.threshold.to(x_seq.dtype)
         reach = theta.masked_fill(theta <= 0, float("inf"))  # a silent neuron (θ = 0) never reaches it
         v, count = v.clone(), count.clone()

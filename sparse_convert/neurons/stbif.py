@@ -33,7 +33,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import Tensor, nn
 
-from .base import ConversionNode
+from .base import ConversionNode, State
 from .cupy_backend import KernelCall, KernelSpec
 from .qcfs import floor_ste
 
@@ -184,26 +184,28 @@ class STBIFNode(ConversionNode):
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         return tuple(p.to(x.device, dtype) for p in (self.threshold, self.pos_max, self.neg_min))
 
-    def single_step_functional_forward(self, inputs, states, **kwargs):
-        x = inputs[0]
-        q, count = states
-        if self.needs_grad(x, q):
-            return self._surrogate_step(x, q, count)
+    def transition(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """State ``(q, count)``: SpikingJelly's ``stbif_step``; with gradients or half inputs, the same
+        arithmetic written out (``_explicit_step``)."""
+        q, count = state
+        if self.needs_grad(x, q) or x.dtype in (torch.float16, torch.bfloat16):
+            return self._explicit_step(x, q, count)
         out, q, count, _ = functional.stbif_step(x, q, count, *self._params(x))
-        return (out,), (q, count)
+        return out, (q, count)
 
-    def _surrogate_step(self, x: Tensor, q: Tensor, count: Tensor) -> tuple[tuple[Tensor], tuple[Tensor, Tensor]]:
-        """``stbif_step``'s arithmetic with the spike through ``surrogate_function`` (same values, a gradient)."""
+    def _explicit_step(self, x: Tensor, q: Tensor, count: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``stbif_step``'s arithmetic, the spike through ``surrogate_function`` (same values, a gradient) and
+        every value kept in ``x``'s dtype (``stbif_step`` turns a half state into float32)."""
         theta, pos_max, neg_min = self._params(x)
-        q = q + x / theta
+        q = q + (x / theta).to(x.dtype)
         pos = self.spike(q - 1.0) * (count < pos_max).to(q.dtype)
         neg = self.spike(-q) * ((q != 0) & (count > neg_min)).to(q.dtype)  # q < 0, strictly
         spike = pos - neg
-        return (spike * theta,), (q - self.for_reset(spike), count + spike.detach())
+        return (spike * theta).to(x.dtype), (q - self.for_reset(spike), count + spike.detach())
 
     def torch_multi_step(self, inputs, states):
         if self.needs_grad(inputs[0], states[0]):
-            return super().torch_multi_step(inputs, states)
+            return self.loop_multi_step(inputs, states)
         x_seq = inputs[0]
         theta, pos_max, neg_min = self._params(x_seq)
         q, count = (s.clone() for s in states)
