@@ -3,7 +3,8 @@
 from ..encoding import DirectEncoder, FirstStepEncoder
 from . import aec, qcfs, snm, spikezip  # noqa: F401  (register the methods)
 from .base import ConversionMethod, MethodContext, available_methods, get_method, register_method
-from .snn import BiasOnce, SpikingNetwork, TimeFold
+from .snn import SpikingNetwork, TimeFold
+from .transforms import BiasOnce
 
 __all__ = ["BiasOnce", "ConversionMethod", "DirectEncoder", "FirstStepEncoder", "MethodContext", "SpikingNetwork",
            "TimeFold", "available_methods", "get_method", "register_method"]

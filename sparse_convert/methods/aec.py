@@ -33,39 +33,32 @@ import torch
 from torch import nn
 
 from ..neurons.aec import INITS, AECActivation, AECEncoder, AECNode, AECParams
-from ..training import FitConfig, fit, make_loader
-from .base import ConversionMethod, MethodContext, register_method
-from .snn import SpikingNetwork, TimeFold, move_bias_to_first_step
-from .transforms import call_order, fold_batchnorm, maxpool_to_avgpool, named_leaves, replace_modules
+from ..training import fit, make_loader
+from .base import ConversionMethod, FineTuneOptions, MethodContext, register_method
+from .snn import SpikingNetwork
+from .transforms import call_order, named_leaves, replace_modules
 
 
 @dataclass
-class AECOptions:
-    """Options of method 3. The paper's grid (Table A1) searches ``lr`` in (1e-3, 1e-4, 1e-5) for
-    long CIFAR fine-tuning (the reference: Adam, 200 epochs); the default suits a short one."""
+class AECOptions(FineTuneOptions):
+    """Options of method 3: FitConfig's training fields, then the method's own. The paper's grid (Table A1)
+    searches ``lr`` in (1e-3, 1e-4, 1e-5) for long CIFAR fine-tuning (the reference: Adam, 200 epochs,
+    no weight decay); the default ``lr`` suits a short one."""
 
+    fit_defaults = {"epochs": 10, "lr": 1e-2, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adam"}
     init: str = "cifar10"
     train_window: int = 8
     windows: list[int] | None = None
-    lr: float = 1e-2
-    batch_size: int = 64
-    epochs: int = 10
-    optimizer: str = "adam"
     input_percentile: float = 99.9
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.init not in INITS:
             raise ValueError(f"init must be one of {sorted(INITS)}, got {self.init!r}")
         if self.train_window < 1:
             raise ValueError(f"train_window must be >= 1, got {self.train_window}")
         if self.windows is not None and (not self.windows or any(int(w) < 1 for w in self.windows)):
             raise ValueError(f"windows must be a non-empty list of integers >= 1, got {self.windows}")
-        self.fit_config()  # lr, batch size, epochs and optimizer are checked here, not at fine-tuning
-
-    def fit_config(self) -> FitConfig:
-        """The fine-tuning stage these options describe (no weight decay: the reference's)."""
-        return FitConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, weight_decay=0.0,
-                         optimizer=self.optimizer)
 
 
 class CodedInput(nn.Module):
@@ -115,15 +108,14 @@ class AEC(ConversionMethod):
         window = self.options.train_window if window is None else int(window)
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        body = copy.deepcopy(ann.body).eval()
-        reference = next(body.parameters())
+        reference = next(ann.body.parameters())
         example = torch.zeros(1, *ann.in_shape, device=reference.device, dtype=reference.dtype)
-        depth = {name: i + 1 for i, name in enumerate(call_order(body, example, AECActivation))}
-        maxpool_to_avgpool(body)
-        body = fold_batchnorm(body)
-        move_bias_to_first_step(body)
-        replace_modules(body, AECActivation,
-                        lambda name, act: TimeFold(AECNode.from_activation(act, window, depth[name])))
+        depth = {name: i + 1 for i, name in enumerate(call_order(ann.body, example, AECActivation))}
+
+        def node(name: str, act: AECActivation) -> AECNode:
+            return AECNode.from_activation(act, window, depth[name])
+
+        body = self.snn_body(ann.body, {AECActivation: node}, bias_once=True)
         encoder = copy.deepcopy(ann.encoder)
         encoder.window = window
         return SpikingNetwork(body, encoder, latency=(len(depth) + 1) * window)

@@ -3,12 +3,28 @@
 A method says how to prepare a trained ANN (swap activations, fine-tune, calibrate) and
 how to build the SNN from it (``prepare`` and ``build``). A new method is one module that
 subclasses ``ConversionMethod`` and decorates it with ``@register_method``.
+
+Options. A method's ``Options`` is a dataclass; its fields are the method's options, under the
+flat names the CLI (``--method-opt lr=0.01``), ``RunConfig.method_options`` and sweep files use.
+A method that fine-tunes derives its options from ``FineTuneOptions``, a dataclass subclass of
+``training.FitConfig``: the training fields (``epochs``, ``lr``, ``batch_size``, ``optimizer``, ...)
+are FitConfig's own, checked by FitConfig at construction, and ``fit_config`` hands them to
+``training.fit``. A subclass only adds its fields and names its defaults of FitConfig's fields in
+``fit_defaults``. Derivation rather than a nested ``FitConfig`` keeps the option names flat, so
+options written by earlier runs (``{"lr": 0.01, "layer_epochs": 3}``) still load.
+
+Building. ``ConversionMethod.snn_body`` is the skeleton every ``build`` shares (copy the prepared
+ANN, average pooling, BatchNorm folded, activations swapped for ``TimeFold`` nodes, biases moved
+to step 0); a method supplies the node for each activation type and wraps the body in a
+``SpikingNetwork`` with its encoder.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -16,8 +32,16 @@ import torch
 from torch import nn
 
 from ..data import DataSplits
+from ..training import FitConfig
 from ..typecheck import check_options, declared_types
-from .snn import SpikingNetwork
+from .snn import SpikingNetwork, TimeFold
+from .transforms import fold_batchnorm, maxpool_to_avgpool, move_bias_to_first_step, named_leaves, replace_modules
+
+#: FitConfig's fields, the training options every fine-tuning method takes.
+FIT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FitConfig))
+
+#: Builds the node of one activation: ``factory(name, activation)``.
+NodeFactory = Callable[[str, nn.Module], nn.Module]
 
 
 @dataclass
@@ -33,6 +57,38 @@ class MethodContext:
         """The first ``n`` training inputs as one batch, on ``device``."""
         xs = [self.data.train[i][0] for i in range(min(n, len(self.data.train)))]
         return torch.stack(xs).to(self.device)
+
+
+@dataclass
+class FineTuneOptions(FitConfig):
+    """Options of a method that fine-tunes its ANN: FitConfig's fields under their own names, plus the subclass's.
+
+    ``fit_defaults`` (a plain class attribute of the subclass) sets the method's defaults of FitConfig's
+    fields, e.g. ``fit_defaults = {"lr": 1e-3, "optimizer": "adamw"}``; the type stays FitConfig's. A
+    subclass's ``__post_init__`` calls ``super().__post_init__()``, which checks the training fields.
+    """
+
+    fit_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        defaults = cls.__dict__.get("fit_defaults", {})
+        unknown = sorted(set(defaults) - set(FIT_FIELDS))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.fit_defaults names {unknown}, which are not FitConfig fields {FIT_FIELDS}")
+        if "__annotations__" not in cls.__dict__:
+            cls.__annotations__ = {}
+        hints = declared_types(FitConfig)
+        for name, value in defaults.items():  # re-declared for @dataclass with FitConfig's type, keeping its place
+            cls.__dict__["__annotations__"][name] = hints[name]
+            setattr(cls, name, value)
+
+    def fit_config(self, epochs: int | None = None) -> FitConfig:
+        """The ``FitConfig`` of one fine-tuning stage: these options' training fields, ``epochs`` replaced if given."""
+        values = {name: getattr(self, name) for name in FIT_FIELDS}
+        if epochs is not None:
+            values["epochs"] = epochs
+        return FitConfig(**values)
 
 
 class ConversionMethod(ABC):
@@ -72,6 +128,27 @@ class ConversionMethod(ABC):
     @abstractmethod
     def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
         """Build the SNN from the prepared ANN (``window`` already checked against ``time_mode``)."""
+
+    def snn_body(self, ann: nn.Module, nodes: Mapping[type[nn.Module], NodeFactory], *,
+                 bias_once: bool = False) -> nn.Module:
+        """The SNN body of the prepared ``ann``, the steps every ``build`` shares; ``ann`` is left intact.
+
+        A copy of ``ann`` in eval mode, max-pooling made average pooling, BatchNorm folded into the
+        convolutions; then, type by type in the order of ``nodes``, each module of that type replaced by
+        ``TimeFold(nodes[type](name, module))``; with ``bias_once``, each synaptic layer's bias enters at
+        step 0 only (``move_bias_to_first_step``). ``ann`` must hold a module of the first type.
+        """
+        first = next(iter(nodes))
+        if not named_leaves(ann, first):
+            raise ValueError(f"the ANN has no {first.__name__}: run {type(self).__name__}.prepare first")
+        body = copy.deepcopy(ann).eval()
+        maxpool_to_avgpool(body)
+        body = fold_batchnorm(body)
+        for kind, factory in nodes.items():
+            replace_modules(body, kind, lambda name, module, factory=factory: TimeFold(factory(name, module)))
+        if bias_once:
+            move_bias_to_first_step(body)
+        return body
 
     @classmethod
     def with_stage_epochs(cls, epochs: int) -> dict[str, int]:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from itertools import islice
 
@@ -18,42 +17,34 @@ from torch import nn
 
 from ..encoding import DirectEncoder
 from ..neurons import SQCFS, CSQCFSNode
-from ..training import FitConfig, fit, make_loader
-from .base import ConversionMethod, MethodContext, register_method
-from .snn import SpikingNetwork, TimeFold
-from .transforms import (
-    activation_percentiles,
-    fold_batchnorm,
-    maxpool_to_avgpool,
-    named_leaves,
-    probe_inputs,
-    replace_modules,
-)
+from ..training import fit, make_loader
+from .base import ConversionMethod, FineTuneOptions, MethodContext, register_method
+from .snn import SpikingNetwork
+from .transforms import activation_percentiles, named_leaves, probe_inputs, replace_modules
 
 
 @dataclass
-class QCFSOptions:
-    """Options of method 1; ``lr``, ``batch_size`` and ``levels`` are the paper's grid (Table A1)."""
+class QCFSOptions(FineTuneOptions):
+    """Options of method 1: FitConfig's training fields for both stages, then the method's own.
 
+    ``lr``, ``batch_size`` and ``levels`` are the paper's grid (Table A1). ``epochs`` is the length
+    of each stage unless ``layer_epochs`` (S-QCFS) or ``channel_epochs`` (CS-QCFS) sets that stage's.
+    """
+
+    fit_defaults = {"epochs": 10, "lr": 0.01, "batch_size": 64, "weight_decay": 5e-4, "optimizer": "sgd"}
     levels: int = 8
-    lr: float = 0.01
-    batch_size: int = 64
-    layer_epochs: int = 10
-    channel_epochs: int = 10
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"
+    layer_epochs: int | None = None
+    channel_epochs: int | None = None
     threshold_percentile: float = 99.9
     calibration_batches: int = 8
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.levels < 1:
             raise ValueError(f"levels (L) must be >= 1, got {self.levels}")
-        for epochs in (self.layer_epochs, self.channel_epochs):  # lr, batch size, optimizer checked here
-            self.stage(epochs)
-
-    def stage(self, epochs: int) -> FitConfig:
-        return FitConfig(epochs=epochs, lr=self.lr, batch_size=self.batch_size,
-                         weight_decay=self.weight_decay, optimizer=self.optimizer)
+        for name in ("layer_epochs", "channel_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @register_method
@@ -75,19 +66,14 @@ class QCFS(ConversionMethod):
         init = activation_percentiles(ann, batches, relus, opts.threshold_percentile, seed=ctx.seed)
         shapes = probe_inputs(ann, ctx.example_input(), relus)
         replace_modules(ann, nn.ReLU, lambda name, _: SQCFS(opts.levels, max(init[name], 1e-3)))
-        fit(ann, ctx.data.train, opts.stage(opts.layer_epochs), device=ctx.device, seed=ctx.seed,
+        fit(ann, ctx.data.train, opts.fit_config(opts.layer_epochs), device=ctx.device, seed=ctx.seed,
             desc="S-QCFS (layer-wise)", progress=ctx.progress)
         for name, act in named_leaves(ann, SQCFS).items():
             act.expand_channels(shapes[name][1])
-        fit(ann, ctx.data.train, opts.stage(opts.channel_epochs), device=ctx.device, seed=ctx.seed + 1,
+        fit(ann, ctx.data.train, opts.fit_config(opts.channel_epochs), device=ctx.device, seed=ctx.seed + 1,
             desc="CS-QCFS (channel-wise)", progress=ctx.progress)
         return ann
 
     def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
-        if not named_leaves(ann, SQCFS):
-            raise ValueError("the ANN has no SQCFS activation: run QCFS.prepare first")
-        body = copy.deepcopy(ann).eval()
-        maxpool_to_avgpool(body)
-        body = fold_batchnorm(body)
-        replace_modules(body, SQCFS, lambda _, act: TimeFold(CSQCFSNode.from_activation(act)))
+        body = self.snn_body(ann, {SQCFS: lambda _, act: CSQCFSNode.from_activation(act)})
         return SpikingNetwork(body, DirectEncoder())

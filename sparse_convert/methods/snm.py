@@ -11,7 +11,6 @@ size); the classifier's output stays analog and is accumulated over time.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from torch import nn
@@ -21,8 +20,8 @@ from ..encoding import DirectEncoder
 from ..neurons.snm import NeuronClip, SNMNode
 from ..training import make_loader
 from .base import ConversionMethod, MethodContext, register_method
-from .snn import SpikingNetwork, TimeFold
-from .transforms import fold_batchnorm, maxpool_to_avgpool, named_leaves, neuron_percentiles, replace_modules
+from .snn import SpikingNetwork
+from .transforms import named_leaves, neuron_percentiles, replace_modules
 
 
 @dataclass
@@ -62,11 +61,6 @@ class SNM(ConversionMethod):
         return ann
 
     def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
-        if not named_leaves(ann, NeuronClip):
-            raise ValueError("the ANN has no NeuronClip activation: run SNM.prepare first")
-        body = copy.deepcopy(ann).eval()
-        maxpool_to_avgpool(body)
-        body = fold_batchnorm(body)
         v_init = self.options.v_init
-        replace_modules(body, NeuronClip, lambda _, act: TimeFold(SNMNode.from_activation(act, v_init=v_init)))
+        body = self.snn_body(ann, {NeuronClip: lambda _, act: SNMNode.from_activation(act, v_init=v_init)})
         return SpikingNetwork(body, DirectEncoder())

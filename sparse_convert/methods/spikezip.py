@@ -28,7 +28,6 @@ the QANN and, with its submodules swapped, the time-folded SNN.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,10 +40,10 @@ from torch import Tensor, nn
 from ..encoding import FirstStepEncoder
 from ..neurons.spike_ops import MatMul, SpikeMatMul
 from ..neurons.stbif import LSQQuantizer, STBIFNode, level_bounds
-from ..training import FitConfig, fit, make_loader
-from .base import ConversionMethod, MethodContext, register_method
-from .snn import BiasOnce, SpikingNetwork, TimeFold, move_bias_to_first_step
-from .transforms import fold_batchnorm, maxpool_to_avgpool, named_leaves, replace_modules
+from ..training import fit, make_loader
+from .base import ConversionMethod, FineTuneOptions, MethodContext, register_method
+from .snn import SpikingNetwork, TimeFold
+from .transforms import BiasOnce, maxpool_to_avgpool, named_leaves, replace_modules
 
 #: Activations that become unsigned quantizers (quantized ReLUs), as in the reference's ReLU ViT.
 ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.GELU)
@@ -54,27 +53,20 @@ UNSUPPORTED: tuple[type[nn.Module], ...] = (nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Har
 
 
 @dataclass
-class SpikeZIPOptions:
-    """Options of method 4: quantization levels (the reference uses 16 or 32), attention kind, QAT stage."""
+class SpikeZIPOptions(FineTuneOptions):
+    """Options of method 4: FitConfig's training fields (the QAT stage), quantization levels (the reference
+    uses 16 or 32), attention kind, calibration batches."""
 
+    fit_defaults = {"epochs": 10, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.0, "optimizer": "adamw"}
     levels: int = 16
     softmax: bool = True
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    optimizer: str = "adamw"
     calibration_batches: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         level_bounds(self.levels, signed=True)
         if self.calibration_batches < 1:
             raise ValueError(f"calibration_batches must be >= 1, got {self.calibration_batches}")
-        self.fit_config()
-
-    def fit_config(self) -> FitConfig:
-        return FitConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-                         weight_decay=self.weight_decay, optimizer=self.optimizer)
 
 
 class QuantAttention(nn.Module):
@@ -220,13 +212,11 @@ class SpikeZIP(ConversionMethod):
         return ann
 
     def build(self, ann: nn.Module, window: int | None) -> SpikingNetwork:
-        if not named_leaves(ann, LSQQuantizer):
-            raise ValueError("the ANN has no LSQQuantizer: run SpikeZIP.prepare first")
-        body = fold_batchnorm(copy.deepcopy(ann).eval())
-        replace_modules(body, LSQQuantizer, lambda _, q: TimeFold(STBIFNode.from_quantizer(q)))
-        replace_modules(body, nn.LayerNorm, lambda _, ln: TimeFold(SpikeZIPLayerNorm(ln)))
-        replace_modules(body, nn.Softmax, lambda _, sm: TimeFold(SpikeZIPSoftmax(-1 if sm.dim is None else sm.dim)))
-        replace_modules(body, MatMul, lambda _, op: TimeFold(SpikeMatMul.from_matmul(op)))
-        move_bias_to_first_step(body)
+        body = self.snn_body(ann, {
+            LSQQuantizer: lambda _, q: STBIFNode.from_quantizer(q),
+            nn.LayerNorm: lambda _, ln: SpikeZIPLayerNorm(ln),
+            nn.Softmax: lambda _, sm: SpikeZIPSoftmax(-1 if sm.dim is None else sm.dim),
+            MatMul: lambda _, op: SpikeMatMul.from_matmul(op),
+        }, bias_once=True)
         inject_embeddings_once(body)
         return SpikingNetwork(body, FirstStepEncoder())

@@ -1,4 +1,5 @@
-"""Graph edits every conversion method shares: find and swap activations, probe shapes, fold BatchNorm."""
+"""Graph edits every conversion method shares: find and swap activations, probe shapes, fold BatchNorm,
+move a layer's bias to one time step (``BiasOnce``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
+from spikingjelly.activation_based import base
 from torch import Tensor, nn
 
-from ..topology import apply_masks, get_mask, masked_layers
+from ..neurons.base import channel_view
+from ..topology import apply_masks, get_mask, masked_layers, synaptic_layers
+from .snn import TimeFold
 
 
 def named_leaves(model: nn.Module, types: type | tuple[type, ...]) -> dict[str, nn.Module]:
@@ -189,3 +193,56 @@ def neuron_percentiles(model: nn.Module, batches: Iterable[Tensor], names: Itera
     if missing:
         raise RuntimeError(f"modules {missing} were not called")
     return {name: top[-1] for name, top in tops.items()}  # the k-th largest: the nearest-rank percentile
+
+
+class BiasOnce(base.MemoryModule):
+    """Adds ``bias`` (one value per channel) to the input of one global time step only.
+
+    Conversions that send each value once (AEC's windows, analog first-step input) move a
+    synaptic layer's bias here, so that summing the layer's output over time counts the
+    bias once. Multi-step: takes ``[T, B, C, ...]``; counts steps until ``reset``.
+    ``channel_dim=None`` adds a ``bias`` shaped like one sample (e.g. a ViT's class token
+    and position embedding, ``[N, D]``) instead of one value per channel.
+    """
+
+    def __init__(self, bias: Tensor, at_step: int = 0, channel_dim: int | None = 1):
+        super().__init__()
+        bias = bias.detach().clone()
+        self.register_buffer("bias", bias if channel_dim is None else bias.reshape(-1))
+        self.at_step = int(at_step)
+        self.channel_dim = channel_dim
+        self.register_memory("step", 0)
+        self.step_mode = "m"
+
+    def multi_step_forward(self, x_seq: Tensor) -> Tensor:
+        local = self.at_step - self.step
+        self.step += x_seq.shape[0]
+        if not 0 <= local < x_seq.shape[0]:
+            return x_seq
+        x_seq = x_seq.clone()
+        bias = self.bias if self.channel_dim is None else channel_view(self.bias, x_seq.dim() - 1, self.channel_dim)
+        x_seq[local] += bias.to(x_seq.dtype)
+        return x_seq
+
+    def single_step_forward(self, x: Tensor) -> Tensor:
+        return self.multi_step_forward(x.unsqueeze(0))[0]
+
+    def extra_repr(self) -> str:
+        size = f"shape={tuple(self.bias.shape)}" if self.channel_dim is None else f"channels={self.bias.numel()}"
+        return f"{size}, at_step={self.at_step}"
+
+
+def move_bias_to_first_step(model: nn.Module, names: list[str] | None = None) -> list[str]:
+    """Replace each named synaptic layer (default: all with a bias) by ``[layer without bias, BiasOnce]``.
+
+    The bias goes along dim 1 of a convolution's output and the last dim of a Linear's
+    (so a Linear on tokens ``[B, N, C]`` works as one on ``[B, C]``).
+    """
+    layers = synaptic_layers(model)
+    names = [n for n, m in layers.items() if m.bias is not None] if names is None else names
+    for name in names:
+        layer = layers[name]
+        once = TimeFold(BiasOnce(layer.bias, channel_dim=-1 if isinstance(layer, nn.Linear) else 1))
+        layer.bias = None
+        replace_module(model, name, nn.Sequential(layer, once))
+    return names
