@@ -11,13 +11,13 @@ and their ratio, and checks that both give the same numbers for every conversion
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from common import machine
 
+from sparse_convert.experiments.result import RunResult
 from sparse_convert.experiments.sweep import SweepOptions, expand_grid, run_name, sweep
 
 
@@ -53,9 +53,8 @@ def main() -> None:
         alone_s, alone_anns = timed_sweep(configs, Path(tmp) / "unshared", args.workers, share=False)
         for config in configs:
             name = run_name(config.to_dict())
-            a, b = (json.loads((Path(tmp) / kind / "runs" / name / "result.json").read_text())
-                    for kind in ("staged", "unshared"))
-            if a["per_step"] != b["per_step"] or a["chosen"] != b["chosen"]:
+            a, b = (RunResult.load(Path(tmp) / kind / "runs" / name) for kind in ("staged", "unshared"))
+            if a.per_step != b.per_step or a.chosen != b.chosen:
                 raise SystemExit(f"{name}: the staged and unshared sweeps differ")
     print(f"{len(configs)} conversions, --workers {args.workers}, {args.epochs} ANN epochs")
     print(f"staged:   {staged_anns:2d} ANN trainings, {staged_s:7.1f} s")

@@ -1,6 +1,8 @@
-"""Hand-built run results (the ``result.json`` fields the analysis reads), for analysis tests."""
+"""Synthetic run results (``RunResult`` with the fields the analysis reads), for analysis tests."""
 
 from __future__ import annotations
+
+from sparse_convert.experiments.result import RunResult
 
 
 def ramp_curve(t_max: int, rise_at: int, low: float, high: float) -> list[float]:
@@ -13,6 +15,16 @@ def make_result(*, method: str = "qcfs", sparsity: float = 0.0, seed: int = 0, a
                 masfr_t: int | None = 4, t_max: int = 32, acc: float = 0.9, val: float | None = 0.85,
                 ann: float = 0.92, energy_uj: float = 1.0, density: float = 1.0, topology: str | None = None,
                 model: str = "mlp", dataset: str = "digits", options: dict | None = None) -> dict:
+    """The ``result.json`` document of ``make_run_result`` with these arguments."""
+    return make_run_result(method=method, sparsity=sparsity, seed=seed, acc_t=acc_t, masfr_t=masfr_t, t_max=t_max,
+                           acc=acc, val=val, ann=ann, energy_uj=energy_uj, density=density, topology=topology,
+                           model=model, dataset=dataset, options=options).to_dict()
+
+
+def make_run_result(*, method: str = "qcfs", sparsity: float = 0.0, seed: int = 0, acc_t: int | None = 8,
+                    masfr_t: int | None = 4, t_max: int = 32, acc: float = 0.9, val: float | None = 0.85,
+                    ann: float = 0.92, energy_uj: float = 1.0, density: float = 1.0, topology: str | None = None,
+                    model: str = "mlp", dataset: str = "digits", options: dict | None = None) -> RunResult:
     """A result whose accuracy saturates at ``acc_t`` and MASFR at ``masfr_t`` (None: keeps rising).
 
     ``method="aec"`` gives a window-mode result with values at windows 2, 4, 8, ... only.
@@ -35,17 +47,16 @@ def make_result(*, method: str = "qcfs", sparsity: float = 0.0, seed: int = 0, a
         energy = [energy_uj * t / 8 for t in ts]
         chosen_t = acc_t or t_max
     topology = topology or ("static" if sparsity == 0 else "cht")
-    return {
-        "format": "sparse-convert/result",
-        "config": {"model": model, "dataset": dataset, "method": method, "sparsity": sparsity,
-                   "topology": topology, "seed": seed, "t_max": t_max, "method_options": options or {},
-                   "device": "cpu"},
-        "time_mode": "window" if window else "integrate",
-        "ann_accuracy": ann,
-        "ann_val_accuracy": ann - 0.02,
-        "density": {"network": density},
-        "per_step": {"t": ts, "accuracy": accuracy, "masfr": masfr, "energy_uj": energy},
-        "chosen": {"t": chosen_t, "rule": "best window (highest accuracy)" if window else
-                   ("accuracy saturation" if acc_t else "t_max (accuracy did not saturate)"),
-                   "accuracy": accuracy[chosen_t - 1], "energy_uj": energy[chosen_t - 1], "val_accuracy": val},
-    }
+    return RunResult(
+        config={"model": model, "dataset": dataset, "method": method, "sparsity": sparsity, "topology": topology,
+                "seed": seed, "t_max": t_max, "method_options": options or {}, "device": "cpu"},
+        time_mode="window" if window else "integrate",
+        ann_accuracy=ann,
+        ann_val_accuracy=ann - 0.02,
+        density={"network": density},
+        per_step={"t": ts, "accuracy": accuracy, "masfr": masfr, "energy_uj": energy},
+        windows={"t": windows, "steps_simulated": [2 * w for w in windows], "note": "synthetic"} if window else None,
+        chosen={"t": chosen_t, "rule": "best window (highest accuracy)" if window else
+                ("accuracy saturation" if acc_t else "t_max (accuracy did not saturate)"),
+                "accuracy": accuracy[chosen_t - 1], "energy_uj": energy[chosen_t - 1], "val_accuracy": val},
+    )

@@ -207,9 +207,8 @@ def test_a_named_energy_model_prices_the_counts_and_is_recorded(tmp_path):
 
 
 def test_configs_without_the_newer_fields_keep_their_identity():
-    from sparse_convert.analysis.selection import config_identity
-
     config = RunConfig().to_dict()
     older = {k: v for k, v in config.items() if k not in ("energy_model", "neurobench")}
-    assert config_identity(config) == config_identity(older)
-    assert config_identity(dict(config, energy_model="loihi")) != config_identity(older)
+    assert RunConfig().identity() == RunConfig.identity_of(config) == RunConfig.identity_of(older)
+    assert RunConfig.identity_of(dict(config, energy_model="loihi")) != RunConfig.identity_of(older)
+    assert RunConfig(device="cuda:1", chunk=3).identity() == RunConfig().identity()  # placement is not identity

@@ -15,12 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import mean
 
-#: Config keys left out of a config's identity while unset, so that configs written before they existed keep
-#: their identity (and a sweep its folder names).
-_OMITTED_WHEN_UNSET = {"energy_model": None, "neurobench": False}
-#: Config keys that say where or how fast a run was computed, not what was computed.
-PLACEMENT_KEYS = ("device", "data_root", "download", "eval_batch_size", "chunk")
-
 
 def connectivity(result: dict) -> str:
     """``"sparse"`` when the run's config removes links, else ``"dense"``."""
@@ -33,17 +27,12 @@ def group_key(result: dict) -> tuple[str, str, str, str, str, float]:
     return cfg["dataset"], cfg["model"], cfg["method"], connectivity(result), cfg["topology"], float(cfg["sparsity"])
 
 
-def config_identity(config: dict, *, ignore: tuple[str, ...] = ()) -> str:
-    """Canonical JSON of a run config without its placement keys (and ``ignore``): what the run computes,
-    not where. A sweep names its folders by it; without the seed it is equal for repeats."""
-    kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS and k not in ignore
-            and not (k in _OMITTED_WHEN_UNSET and v == _OMITTED_WHEN_UNSET[k])}
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
-
-
 def configuration_key(config: dict) -> str:
-    """``config_identity`` without the seed: equal for the repeats of one configuration."""
-    return config_identity(config, ignore=("seed",))
+    """The config's identity (``RunConfig.identity_of``) without the seed: equal for the repeats of one
+    configuration."""
+    from ..experiments.config import RunConfig
+
+    return RunConfig.identity_of(config, ignore=("seed",))
 
 
 def validation_accuracy(result: dict) -> float | None:

@@ -7,43 +7,23 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.selection import select_best
-from ..fileio import read_json, write_json_atomic
-from .stages import ANN_RESULT_FILE, ANNS_DIR, ERRORS_DIR, RUNS_DIR, run_name
-from .store import RESULT_FILE
+from ..fileio import write_json_atomic
+from .result import ANN_RESULT_FILE, RESULT_FILE, AnnResult, RunResult
+from .stages import ANNS_DIR, ERRORS_DIR, RUNS_DIR, run_name
 
 BEST_FILE = "best.json"
 
 
 def collect_results(folder: str | os.PathLike, skipped: dict[Path, str] | None = None) -> list[dict[str, Any]]:
-    """Every complete run under ``folder`` (each ``result.json`` outside hidden folders), sorted by path.
-
-    An unreadable ``result.json`` raises ``ValueError``; with ``skipped``, it is recorded there instead
-    (path → what is wrong) and the others are read.
-    """
-    from .runner import load_result
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"results folder {folder} does not exist")
-    paths = sorted(p for p in folder.rglob(RESULT_FILE)
-                   if not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    results = []
-    for path in paths:
-        try:
-            results.append(load_result(path))
-        except (ValueError, OSError) as err:
-            if skipped is None:
-                raise
-            skipped[path] = str(err)
-    return results
+    """The documents of ``RunResult.collect(folder, skipped)``: every complete run under ``folder``, sorted by
+    path, as the analysis functions take them."""
+    return [result.to_dict() for result in RunResult.collect(folder, skipped)]
 
 
 def stage_table(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """Per stage of the sweep in ``folder``: how many tasks are complete, failed and skipped, and the wall time
     their complete runs spent (ANN: training; conversion: preparation and evaluation), from the files the
     sweep left. Empty when ``folder`` is not a sweep folder."""
-    from .runner import load_result
-
     folder = Path(folder)
     if not any((folder / sub).is_dir() for sub in (ANNS_DIR, RUNS_DIR, ERRORS_DIR)):
         return []
@@ -51,14 +31,14 @@ def stage_table(folder: str | os.PathLike) -> list[dict[str, Any]]:
     runs = sorted((folder / RUNS_DIR).glob(f"*/{RESULT_FILE}"))
     ann_errors = list((folder / ERRORS_DIR / ANNS_DIR).glob("*.txt"))
     errors = [p.read_text() for p in (folder / ERRORS_DIR).glob("*.txt")]
-    timings = [load_result(p).get("timing", {}) for p in runs]
+    timings = [RunResult.load(p).timing for p in runs]
     convert_s = sum(float(t.get("prepare_s", 0.0)) + float(t.get("evaluate_s", 0.0)) for t in timings)
     if not anns:  # without sharing, each run trained its own ANN
         convert_s += sum(float(t.get("train_s", 0.0)) for t in timings)
     rows = [{"stage": "conversion", "complete": len(runs), "failed": sum(not e.startswith("skipped") for e in errors),
              "skipped": sum(e.startswith("skipped") for e in errors), "wall_s": round(convert_s, 1)}]
     if anns or ann_errors:
-        train_s = sum(float(read_json(p).get("timing", {}).get("train_s", 0.0)) for p in anns)
+        train_s = sum(float(AnnResult.load(p).timing.get("train_s", 0.0)) for p in anns)
         rows.insert(0, {"stage": "ANN training", "complete": len(anns), "failed": len(ann_errors), "skipped": 0,
                         "wall_s": round(train_s, 1)})
     return rows

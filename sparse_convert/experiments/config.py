@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +33,11 @@ DEVICE_TYPES = ("cpu", "cuda")
 #: The fields that determine a trained ANN (the ANN stage); the others describe its conversion and evaluation.
 ANN_STAGE_FIELDS = ("model", "model_options", "dataset", "image_size", "sparsity", "topology", "topology_options",
                     "train", "seed")
+#: Config keys that say where or how fast a run was computed, not what was computed.
+PLACEMENT_KEYS = ("device", "data_root", "download", "eval_batch_size", "chunk")
+#: Config keys left out of a config's identity while unset, so that configs written before they existed keep
+#: their identity (and a sweep its folder names).
+_OMITTED_WHEN_UNSET = {"energy_model": None, "neurobench": False}
 
 
 @dataclass
@@ -133,10 +140,21 @@ class RunConfig:
     def differences(self, other: RunConfig) -> list[str]:
         """``field: ours vs theirs`` for each field that changes what a run computes (placement keys such as
         ``device`` and ``chunk`` left out) where ``other`` differs; empty when they agree."""
-        from ..analysis.selection import PLACEMENT_KEYS
-
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k}: {mine[k]!r} vs {theirs[k]!r}" for k in mine if k not in PLACEMENT_KEYS and mine[k] != theirs[k]]
+
+    def identity(self, *, ignore: tuple[str, ...] = ()) -> str:
+        """Canonical JSON of this config without its placement keys (and ``ignore``): what the run computes,
+        not where. A sweep names its folders by it; without the seed it is equal for repeats."""
+        return RunConfig.identity_of(self.to_dict(), ignore=ignore)
+
+    @staticmethod
+    def identity_of(config: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> str:
+        """``identity`` of a config as stored in a result (a ``to_dict``), read as it is: it need not name a
+        registered method or hold every field."""
+        kept = {k: v for k, v in config.items() if k not in PLACEMENT_KEYS and k not in ignore
+                and not (k in _OMITTED_WHEN_UNSET and v == _OMITTED_WHEN_UNSET[k])}
+        return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis.selection import config_identity
 from ..fileio import read_text
 from ..methods import get_method
 from ..training import FitConfig
@@ -147,7 +146,7 @@ def expand_grid(spec: dict[str, Any]) -> list[RunConfig]:
                 train_grid, per_name["model_options"], per_name["method_options"], per_name["topology_options"]):
             config = RunConfig(**base, train=dataclasses.replace(_default_train(), **train),
                                model_options=model_opts, method_options=method_opts, topology_options=topo_opts)
-            key = config_identity(config.to_dict())
+            key = config.identity()
             if key not in seen:
                 get_method(config.method)(**method_opts)  # unknown method options fail here, before any run
                 seen.add(key)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .runner import load_result, run
-from .store import RESULT_FILE
+from .result import RESULT_FILE, RunResult
+from .runner import run
 
 
 def finished_run(config: RunConfig, folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -24,16 +24,16 @@ def finished_run(config: RunConfig, folder: str | os.PathLike) -> dict[str, Any]
     folder = Path(folder)
     if not (folder / RESULT_FILE).is_file():
         return None
-    result = load_result(folder)
+    result = RunResult.load(folder)
     try:
-        stored = RunConfig.from_dict(result["config"])
+        stored = result.run_config()
     except (TypeError, ValueError) as err:
         raise ValueError(f"{folder / RESULT_FILE} holds an unreadable config: {err}") from None
     differences = config.differences(stored)
     if differences:
         raise ValueError(f"{folder} holds a finished run of another configuration (requested vs stored: "
                          f"{'; '.join(differences)}); pass --force to rerun it, or choose another folder")
-    return result
+    return result.to_dict()
 
 
 def run_or_load(config: RunConfig, folder: str | os.PathLike, *, ann_checkpoint: str | os.PathLike | None = None,

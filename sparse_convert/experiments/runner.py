@@ -18,25 +18,19 @@ from .. import __version__
 from ..analysis.saturation import best_window, saturation_block
 from ..data import DataSplits, load_dataset
 from ..energy import TimeCurves, evaluate_over_time
-from ..fileio import read_json, write_json_atomic
 from ..methods import ConversionMethod, MethodContext, get_method
 from ..models import build_model
 from ..topology import build_topology, density
 from ..training import accuracy, fit, make_loader, make_optimizer
-from ..typecheck import check_options
 from .config import RunConfig
+from .result import ANN_RESULT_FILE, RESULT_FILE, AnnResult, RunResult
 from .store import (
-    RESULT_FILE,
     load_checkpoint,
     read_checkpoint_meta,
     remove_stale_stages,
     save_checkpoint,
     staged_output,
 )
-
-RESULT_FORMAT = "sparse-convert/result"
-ANN_RESULT_FILE = "ann_result.json"
-ANN_RESULT_FORMAT = "sparse-convert/ann-result"
 
 
 def seed_everything(seed: int) -> None:
@@ -98,18 +92,16 @@ def train_stage(config: RunConfig, out: str | os.PathLike | None = None, *, prog
     start = time.perf_counter()
     ann, topology = train_ann(config, data, device, progress)
     train_s = time.perf_counter() - start
-    ann_result = {
-        "format": ANN_RESULT_FORMAT, "version": 1, "ann_stage": config.ann_stage(), "config": config.to_dict(),
-        "ann_accuracy": accuracy(ann, data.test, device=device),
-        "ann_val_accuracy": accuracy(ann, data.val, device=device) if len(data.val) else None,
-        "density": density(ann).to_dict(), "topology": topology, "timing": {"train_s": train_s},
-        "environment": _environment(),
-    }
+    ann_result = AnnResult(
+        ann_stage=config.ann_stage(), config=config.to_dict(), ann_accuracy=accuracy(ann, data.test, device=device),
+        ann_val_accuracy=accuracy(ann, data.val, device=device) if len(data.val) else None,
+        density=density(ann).to_dict(), topology=topology, timing={"train_s": train_s}, environment=_environment(),
+    )
     if out is not None:
         with staged_output(out, last=ANN_RESULT_FILE) as stage:
             save_checkpoint(ann, stage / "ann", _checkpoint_meta(config, data))
-            write_json_atomic(stage / ANN_RESULT_FILE, ann_result)
-    return ann_result
+            ann_result.save(stage / ANN_RESULT_FILE)
+    return ann_result.to_dict()
 
 
 def run(config: RunConfig, out: str | os.PathLike | None = None, *,
@@ -159,27 +151,17 @@ def run(config: RunConfig, out: str | os.PathLike | None = None, *,
     timeline = simulate(method, prepared, data, config, energy=energy, device=device, progress=progress)
     clock["evaluate_s"] = time.perf_counter() - start
 
-    result = {
-        "format": RESULT_FORMAT,
-        "version": 1,
-        "config": config.to_dict(),
-        "time_mode": method.time_mode,
-        "ann_accuracy": ann_acc,
-        "ann_val_accuracy": ann_val_acc,
-        "converted_ann_accuracy": prepared_acc,
-        "density": density(ann).to_dict(),
-        "topology": topology,
-        **timeline,
-        "energy_model": energy.to_dict(),
-        "timing": clock,
-        "environment": _environment(),
-    }
+    result = RunResult(
+        config=config.to_dict(), time_mode=method.time_mode, ann_accuracy=ann_acc, ann_val_accuracy=ann_val_acc,
+        converted_ann_accuracy=prepared_acc, density=density(ann).to_dict(), topology=topology, **timeline,
+        energy_model=energy.to_dict(), timing=clock, environment=_environment(),
+    )
     if out is not None:
         with staged_output(out) as stage:
             if save_ann:
                 save_checkpoint(ann, stage / "ann", _checkpoint_meta(config, data))
-            write_json_atomic(stage / RESULT_FILE, result)
-    return result
+            result.save(stage / RESULT_FILE)
+    return result.to_dict()
 
 
 def _checkpoint_topology(path: str | os.PathLike, ann: nn.Module) -> dict[str, Any]:
@@ -187,8 +169,8 @@ def _checkpoint_topology(path: str | os.PathLike, ann: nn.Module) -> dict[str, A
     ``ann_result.json`` lies beside the checkpoint, else the density alone."""
     stage_result = Path(path).with_name(ANN_RESULT_FILE)
     if stage_result.is_file():
-        summary = read_json(stage_result).get("topology")
-        if isinstance(summary, dict):
+        summary = AnnResult.load(stage_result).topology
+        if summary is not None:
             return {**summary, "source": str(path)}
     return {"rule": "checkpoint", "source": str(path), "density": density(ann).to_dict()}
 
@@ -309,42 +291,6 @@ def _version(package: str) -> str | None:
         return None
 
 
-#: What the analysis reads from a result, block by block ("" is the top level), with the types it needs.
-RESULT_FIELDS: dict[str, dict[str, Any]] = {
-    "": {"config": dict, "time_mode": str, "ann_accuracy": float, "density": dict, "per_step": dict, "chosen": dict},
-    "config": {"model": str, "dataset": str, "method": str, "sparsity": float, "topology": str, "seed": int,
-               "t_max": int},
-    "density": {"network": float},
-    "per_step": {"t": list[int], "accuracy": list[float | None], "masfr": list[float | None],
-                 "energy_uj": list[float | None]},
-    "chosen": {"t": int, "rule": str, "accuracy": float, "energy_uj": float},
-}
-
-
 def load_result(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``result.json`` (or the one inside folder ``path``) and check its format and the fields the
-    analysis reads (``RESULT_FIELDS``), naming the file and the field in the error."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULT_FILE
-    result = read_json(path)
-    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
-        raise ValueError(f"{path} is not a sparse-convert result")
-    for block, fields in RESULT_FIELDS.items():
-        values = result[block] if block else result
-        missing = [key for key in fields if key not in values]
-        if missing:
-            raise ValueError(f"{path} lacks {', '.join(f'{block}.{k}' if block else k for k in missing)}: "
-                             "not a complete sparse-convert result")
-        prefix = f"{block}." if block else ""
-        check_options(values, fields, lambda key, prefix=prefix: f"{prefix}{key} in {path}")
-    lengths = {key: len(result["per_step"][key]) for key in RESULT_FIELDS["per_step"]}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"{path}: the per_step lists differ in length ({lengths})")
-    if result["time_mode"] != "window":  # only a window method's curves have gaps (T it did not run)
-        for key in ("accuracy", "masfr", "energy_uj"):
-            if None in result["per_step"][key]:
-                t = result["per_step"]["t"][result["per_step"][key].index(None)]
-                raise ValueError(f"{path}: per_step.{key} has no value at t = {t} (null), but "
-                                 f"{result['time_mode']!r} results have one at every t")
-    return result
+    """``RunResult.load(path).to_dict()``: a checked ``result.json`` (or the one inside folder ``path``)."""
+    return RunResult.load(path).to_dict()

@@ -28,16 +28,15 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from ..analysis.selection import config_identity
-from ..fileio import read_json, write_text_atomic
+from ..fileio import write_text_atomic
 from .config import RunConfig
-from .store import RESULT_FILE, remove_stale_stages
+from .result import ANN_RESULT_FILE, RESULT_FILE, AnnResult
+from .store import remove_stale_stages
 
 RUNS_DIR = "runs"
 ANNS_DIR = "anns"
 LOCKS_DIR = ".locks"
 ERRORS_DIR = "errors"
-ANN_RESULT_FILE = "ann_result.json"
 #: ``[stages] convert``: every ANN, or per group only the ANN configuration with the best mean validation accuracy.
 CONVERT_MODES = ("all", "best")
 #: Task outcomes; ``unselected`` is a conversion of an ANN that ``convert = "best"`` did not pick.
@@ -49,8 +48,9 @@ def _kind(config: dict[str, Any]) -> str:
 
 
 def run_name(config: dict[str, Any]) -> str:
-    """Folder name of a conversion: readable parts and a 10-hex-digit hash of ``config_identity``."""
-    digest = hashlib.sha256(config_identity(config).encode()).hexdigest()[:10]
+    """Folder name of a conversion: readable parts and a 10-hex-digit hash of the config's identity
+    (``RunConfig.identity_of``)."""
+    digest = hashlib.sha256(RunConfig.identity_of(config).encode()).hexdigest()[:10]
     return f"{config['model']}-{config['dataset']}-{config['method']}-{_kind(config)}-seed{config['seed']}-{digest}"
 
 
@@ -209,7 +209,7 @@ def _selected(out: Path, task: Task) -> tuple[bool, str | None]:
     for name, config in task.group:
         if _ensure_ann(out, name, config) is not None:
             continue
-        val = read_json(out / ANNS_DIR / name / ANN_RESULT_FILE).get("ann_val_accuracy")
+        val = AnnResult.load(out / ANNS_DIR / name / ANN_RESULT_FILE).ann_val_accuracy
         if val is None:
             return True, None  # no validation split: nothing to select by, convert every ANN
         scores.setdefault(ann_candidate(config), []).append(float(val))

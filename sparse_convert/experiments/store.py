@@ -23,8 +23,8 @@ from ..fileio import atomic_path, check_writable, make_temp_dir, read_json, writ
 from ..models import build_model
 from ..topology import SYNAPTIC_TYPES, attach_masks, masks_from_state_dict
 from ..typecheck import check_options
+from .result import RESULT_FILE
 
-RESULT_FILE = "result.json"
 CHECKPOINT_FORMAT = "sparse-convert/ann"
 #: What a sidecar must hold to name the architecture of its checkpoint, and the types.
 SIDECAR_FIELDS: dict[str, Any] = {"model": str, "num_classes": int, "in_shape": list[int], "model_options": dict}

@@ -6,8 +6,8 @@ once, then one conversion per configuration, see ``stages``); ``execution`` runs
 reads the folder back (``best.json``, the report's stage table).
 
 Resuming and concurrency: a task's folder name is readable parts plus a hash of its canonical
-config (without the placement keys ``selection.PLACEMENT_KEYS``), so the same task always lands
-in the same folder. It is complete iff its result file exists (moved in last). Before running
+config (``RunConfig.identity``: without the placement keys ``config.PLACEMENT_KEYS``), so the same
+task always lands in the same folder. It is complete iff its result file exists (moved in last). Before running
 one, a process takes an exclusive ``flock`` on ``DIR/.locks/<name>.lock`` (released by the kernel
 when the process dies, so a SIGKILL leaves no stale lock) and removes the staging leftovers of a
 killed run (``store.remove_stale_stages``). Two sweeps on one DIR therefore never run the same
