@@ -57,6 +57,9 @@ def test_qcfs_epochs_sets_both_stages_unless_a_stage_sets_its_own():
     ("spikezip", {"epochs": -1}, "epochs must be >= 0"),
     ("qcfs", {"channel_epochs": -1}, "channel_epochs must be >= 0"),
     ("aec", {"momentum": "high"}, "option momentum of method 'aec' must be a number"),
+    ("qcfs", {"label_smoothing": 1.5}, r"label_smoothing must be in \[0, 1\], got 1.5"),
+    ("spikezip", {"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
+    ("aec", {"momentum": float("nan")}, "momentum must be a finite number >= 0"),
 ])
 def test_training_fields_are_checked_at_construction(name, options, message):
     with pytest.raises(ValueError, match=message):
