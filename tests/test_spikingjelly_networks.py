@@ -100,28 +100,27 @@ def run_multi_step_forward(x_seq):
     return per_layer(events, {"0": "0", "2": "2"})
 
 
-def run_multi_step_container(x_seq, chunks=(T,)):
-    first, second = layers()
-    net = layer.MultiStepContainer(first, neuron.IFNode(), second)
+def _run_in_chunks(net, x_seq, chunks, names):
+    """Events per layer of ``net`` called on ``x_seq`` in consecutive chunks of ``chunks`` steps."""
     events = SynapticEventMonitor(net)
     t0 = 0
     with torch.no_grad():
         for k in chunks:
             net(x_seq[t0:t0 + k])
             t0 += k
-    return per_layer(events, {"0": "0", "2": "2"})
+    return per_layer(events, names)
+
+
+def run_multi_step_container(x_seq, chunks=(T,)):
+    first, second = layers()
+    net = layer.MultiStepContainer(first, neuron.IFNode(), second)
+    return _run_in_chunks(net, x_seq, chunks, {"0": "0", "2": "2"})
 
 
 def run_seq_to_ann(x_seq, chunks=(T,)):
     first, second = layers()
     net = nn.Sequential(layer.SeqToANNContainer(first), neuron.IFNode(step_mode="m"), layer.SeqToANNContainer(second))
-    events = SynapticEventMonitor(net)
-    t0 = 0
-    with torch.no_grad():
-        for k in chunks:
-            net(x_seq[t0:t0 + k])
-            t0 += k
-    return per_layer(events, {"0": "0.0", "2": "2.0"})
+    return _run_in_chunks(net, x_seq, chunks, {"0": "0.0", "2": "2.0"})
 
 
 @pytest.mark.parametrize("run", [

@@ -33,11 +33,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..encoding import Encoder
-from ..training import make_loader
 from .events import COUNTED_TYPES, effective_weight, input_shape, layer_fanout
 from .monitors import StepCountMonitor, SynapticEventMonitor
 from .roles import NODE_TYPES
-from .timeline import _encoder_of, run_steps
+from .timeline import _encoder_of, run_chunks, run_steps, setup_run
 
 
 class NeuroBenchSNN(nn.Module):
@@ -161,11 +160,7 @@ def neurobench_over_time(
     device: torch.device | str = "cpu",
 ) -> NeuroBenchCurves:
     """NeuroBench's synaptic operations and activation sparsity of ``snn`` at every t ≤ ``t_max``, in one run."""
-    if int(t_max) != t_max or t_max < 1:
-        raise ValueError(f"t_max must be an integer >= 1, got {t_max}")
-    device = torch.device(device)
-    encoder = _encoder_of(snn, encoder)
-    snn.to(device).eval()
+    encoder, device, loader = setup_run(snn, dataset, t_max, batch_size, chunk, encoder, device)
     nb_mac = torch.zeros(t_max, dtype=torch.float64)
     nb_ac = torch.zeros(t_max, dtype=torch.float64)
     dense = torch.zeros(t_max, dtype=torch.float64)
@@ -173,14 +168,12 @@ def neurobench_over_time(
     samples = elements = 0
     events, values, outputs = SynapticEventMonitor(snn), _ValueTestMonitor(snn), _NonzeroMonitor(snn)
     try:
-        for x, _ in make_loader(dataset, batch_size, shuffle=False):
+        for x, _ in loader:
             x = x.to(device)
-            functional.reset_net(snn)
             for m in (events, values, outputs):
                 m.clear_recorded_data()
-            for t0 in range(0, t_max, chunk):
-                run_steps(snn, encoder.encode(x, t0, min(chunk, t_max - t0)))
-            functional.reset_net(snn)
+            for _ in run_chunks(snn, encoder, x, t_max, chunk):
+                pass
             for name, per_step in events.per_layer().items():
                 unit = torch.cat([u for u, _ in values[name]])
                 spiking_so_far = unit.to(torch.int64).cumprod(0).bool()  # one classification per batch call

@@ -16,6 +16,7 @@ memory does not grow with ``t_max``; only ``[t]`` vectors are kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -207,7 +208,7 @@ def evaluate_over_time(
     ``roles`` overrides the traced MAC/AC role of named layers.
     """
     energy = energy or EnergyModel()
-    encoder, device, loader = _setup(snn, dataset, t_max, batch_size, chunk, encoder, device)
+    encoder, device, loader = setup_run(snn, dataset, t_max, batch_size, chunk, encoder, device)
     totals = _Totals(t_max)
     traced: dict[str, str] | None = None
     monitors = _Monitors.on(snn)
@@ -226,7 +227,7 @@ def evaluate_over_time(
     return totals.curves(energy, traced or {})
 
 
-def _setup(snn: nn.Module, dataset: Dataset, t_max: int, batch_size: int, chunk: int, encoder: Encoder | None,
+def setup_run(snn: nn.Module, dataset: Dataset, t_max: int, batch_size: int, chunk: int, encoder: Encoder | None,
            device: torch.device | str) -> tuple[Encoder, torch.device, DataLoader]:
     """Check the run's arguments, find the encoder, move ``snn`` to ``device`` in eval mode; the batches in order."""
     if int(t_max) != t_max or t_max < 1:
@@ -239,20 +240,26 @@ def _setup(snn: nn.Module, dataset: Dataset, t_max: int, batch_size: int, chunk:
     return encoder, device, make_loader(dataset, batch_size, shuffle=False)
 
 
+def run_chunks(snn: nn.Module, encoder: Encoder, x: Tensor, t_max: int, chunk: int) -> Iterator[tuple[int, Tensor]]:
+    """Run one batch ``x`` for ``t_max`` steps from a reset state, ``chunk`` steps per call: yields each call's
+    first step and output; the state is reset again after the last."""
+    functional.reset_net(snn)
+    for t0 in range(0, t_max, chunk):
+        yield t0, run_steps(snn, encoder.encode(x, t0, min(chunk, t_max - t0)))
+    functional.reset_net(snn)
+
+
 def _run_batch(snn: nn.Module, encoder: Encoder, x: Tensor, y: Tensor, t_max: int, chunk: int) -> Tensor:
     """Run one batch for ``t_max`` steps in chunks from a reset state; correct predictions per step, ``[t_max]``."""
     correct = torch.zeros(t_max, dtype=torch.float64)
-    functional.reset_net(snn)
     total = None  # the output summed over the steps run so far
-    for t0 in range(0, t_max, chunk):
+    for t0, out in run_chunks(snn, encoder, x, t_max, chunk):
         k = min(chunk, t_max - t0)
-        out = run_steps(snn, encoder.encode(x, t0, k))
         if out.shape[:2] != (k, len(y)):
             raise ValueError(f"the SNN returned shape {tuple(out.shape)}, expected [{k}, {len(y)}, classes]")
         acc_out = out.cumsum(0) if total is None else total + out.cumsum(0)
         total = acc_out[-1]
         correct[t0:t0 + k] += (acc_out.argmax(-1) == y).sum(1).double().cpu()
-    functional.reset_net(snn)
     return correct
 
 
