@@ -11,14 +11,9 @@ def ramp_curve(t_max: int, rise_at: int, low: float, high: float) -> list[float]
     return [low + (high - low) * min(t - 1, rise_at - 1) / max(rise_at - 1, 1) for t in range(1, t_max + 1)]
 
 
-def make_result(*, method: str = "qcfs", sparsity: float = 0.0, seed: int = 0, acc_t: int | None = 8,
-                masfr_t: int | None = 4, t_max: int = 32, acc: float = 0.9, val: float | None = 0.85,
-                ann: float = 0.92, energy_uj: float = 1.0, density: float = 1.0, topology: str | None = None,
-                model: str = "mlp", dataset: str = "digits", options: dict | None = None) -> dict:
-    """The ``result.json`` document of ``make_run_result`` with these arguments."""
-    return make_run_result(method=method, sparsity=sparsity, seed=seed, acc_t=acc_t, masfr_t=masfr_t, t_max=t_max,
-                           acc=acc, val=val, ann=ann, energy_uj=energy_uj, density=density, topology=topology,
-                           model=model, dataset=dataset, options=options).to_dict()
+def make_result(**kwargs: object) -> dict:
+    """The ``result.json`` document of ``make_run_result(**kwargs)``."""
+    return make_run_result(**kwargs).to_dict()
 
 
 def make_run_result(*, method: str = "qcfs", sparsity: float = 0.0, seed: int = 0, acc_t: int | None = 8,

@@ -402,16 +402,6 @@ def test_a_failed_run_removes_the_parent_folders_it_created(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("method,options", [("qcfs", {"optimizer": "bogus"}), ("qcfs", {"lr": -1.0}),
-                                            ("aec", {"optimizer": "bogus"}), ("aec", {"batch_size": 0}),
-                                            ("spikezip", {"optimizer": "bogus"}), ("qcfs", {"layer_epochs": -1})])
-def test_method_options_are_checked_when_the_method_is_built(method, options):
-    from sparse_convert.methods import get_method
-
-    with pytest.raises(ValueError):
-        get_method(method)(**options)
-
-
 def test_registries_name_bad_options_but_keep_the_traceback_of_a_bug_inside_a_factory():
     from sparse_convert.models import build_model, register_model
     from sparse_convert.models import registry as model_registry

@@ -97,7 +97,7 @@ def transition_by_hand(node, x_seq):
 def assert_same_states(got, want):
     for g, w in zip(got, want, strict=True):
         if isinstance(w, torch.Tensor):
-            assert torch.equal(g.to(w.dtype), w)
+            assert g.dtype == w.dtype and torch.equal(g, w)
         else:
             assert g == w
 
@@ -148,7 +148,7 @@ def compile_c(spec: KernelSpec, dtype: torch.dtype, folder):
     src.write_text(c_source(spec, dtype))
     lib = src.with_suffix(".so")
     done = subprocess.run([_compiler(), "-O2", "-shared", "-fPIC", "-std=c11", str(src), "-o", str(lib), "-lm"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         if dtype == torch.float16:
             return None  # no _Float16 in this compiler
@@ -240,8 +240,7 @@ def test_generated_aec_c_sends_both_spikes_in_one_step_and_the_forced_last_one_l
     assert torch.equal(out, expected)
     assert torch.equal(AECNode.kernel_doubles(new, x_seq), reported[0])  # the kernel's double-spike report
     assert reported[0].sum().item() == 4  # 1.3 and 5.0 at step 0, 0.5 at step 1, the forced 1.001·thr1(3) at 3
-    for got, want in zip(node.kernel_states(new, states, x_seq), expected_states):
-        assert torch.equal(got, want) if isinstance(want, torch.Tensor) else got == want
+    assert_same_states(node.kernel_states(new, states, x_seq), expected_states)
     window = out[4:8, 0].double()
     tol = dict(rtol=2e-3 if dtype == torch.float16 else 1e-6, atol=0)
     torch.testing.assert_close(window[0, 0], torch.tensor(thr1[0] + thr2[0], dtype=torch.float64), **tol)  # both at 0
@@ -308,8 +307,7 @@ def test_cupy_kernels_equal_the_torch_backend(cls, dtype, shape):
     node.backend = "cupy"
     out, states = torch_backend(node, x_seq)
     assert torch.equal(out, expected_out)
-    for got, want in zip(states, expected_states):
-        assert torch.equal(got, want) if isinstance(want, torch.Tensor) else got == want
+    assert_same_states(states, expected_states)
 
 
 @pytest.mark.cuda

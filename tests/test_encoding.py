@@ -5,16 +5,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_timeline import DATA, hand_network
 from torch import nn
-from torch.utils.data import TensorDataset
 
 import sparse_convert
 from sparse_convert.encoding import DirectEncoder, Encoder, FirstStepEncoder
 from sparse_convert.energy import evaluate_over_time
 from sparse_convert.energy.neurobench import NeuroBenchSNN, neurobench_over_time
 from sparse_convert.energy.timeline import _encoder_of
-from sparse_convert.methods import SpikingNetwork, TimeFold
-from sparse_convert.neurons import AECEncoder, CSQCFSNode, inverse_softplus
+from sparse_convert.neurons import AECEncoder
 from sparse_convert.neurons.aec import INITS
 
 ENCODERS = {
@@ -60,27 +59,16 @@ class _DuckEncoder:
         return x.unsqueeze(0).expand(steps, *x.shape).contiguous()
 
 
-def _network() -> SpikingNetwork:
-    first, last = nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)
-    with torch.no_grad():
-        first.weight.copy_(torch.eye(2))
-        last.weight.copy_(torch.eye(2))
-    return SpikingNetwork(nn.Sequential(first, TimeFold(CSQCFSNode(inverse_softplus(torch.ones(2)))), last))
-
-
-DATA = TensorDataset(torch.tensor([[0.5, 0.0], [0.0, 0.25]]), torch.tensor([0, 1]))
-
-
 @pytest.mark.parametrize("bad", [object(), _NotAnEncoder(), "direct", DirectEncoder])
 def test_an_object_that_is_not_an_encoder_is_refused(bad):
     with pytest.raises(TypeError, match=r"encoder must be an Encoder .*emits_spikes"):
-        _encoder_of(_network(), bad)
+        _encoder_of(hand_network(), bad)
     with pytest.raises(TypeError, match="encoder must be an Encoder"):
-        evaluate_over_time(_network(), DATA, 2, encoder=bad, progress=False)
+        evaluate_over_time(hand_network(), DATA, 2, encoder=bad, progress=False)
     with pytest.raises(TypeError, match="encoder must be an Encoder"):
-        neurobench_over_time(_network(), DATA, 2, encoder=bad)
+        neurobench_over_time(hand_network(), DATA, 2, encoder=bad)
     with pytest.raises(TypeError, match="encoder must be an Encoder"):
-        NeuroBenchSNN(_network(), 2, encoder=bad)
+        NeuroBenchSNN(hand_network(), 2, encoder=bad)
 
 
 def test_a_network_whose_own_encoder_is_not_an_encoder_is_refused():
@@ -94,7 +82,7 @@ def test_a_network_whose_own_encoder_is_not_an_encoder_is_refused():
 
 def test_the_encoder_is_the_given_one_else_the_networks_else_direct():
     given, own = FirstStepEncoder(), FirstStepEncoder()
-    net = _network()
+    net = hand_network()
     net.encoder = own
     assert _encoder_of(net, given) is given
     assert _encoder_of(net, None) is own
@@ -103,5 +91,5 @@ def test_the_encoder_is_the_given_one_else_the_networks_else_direct():
 
 def test_a_duck_typed_encoder_counts_like_the_same_package_encoder():
     assert isinstance(_DuckEncoder(), Encoder)
-    duck = evaluate_over_time(_network(), DATA, 6, chunk=4, encoder=_DuckEncoder(), progress=False)
-    assert duck.to_dict() == evaluate_over_time(_network(), DATA, 6, chunk=4, progress=False).to_dict()
+    duck = evaluate_over_time(hand_network(), DATA, 6, chunk=4, encoder=_DuckEncoder(), progress=False)
+    assert duck.to_dict() == evaluate_over_time(hand_network(), DATA, 6, chunk=4, progress=False).to_dict()

@@ -60,6 +60,11 @@ def test_qcfs_epochs_sets_both_stages_unless_a_stage_sets_its_own():
     ("qcfs", {"label_smoothing": 1.5}, r"label_smoothing must be in \[0, 1\], got 1.5"),
     ("spikezip", {"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
     ("aec", {"momentum": float("nan")}, "momentum must be a finite number >= 0"),
+    ("qcfs", {"lr": -1.0}, "lr must be a positive number"),
+    ("aec", {"optimizer": "bogus"}, "optimizer must be one of"),
+    ("aec", {"batch_size": 0}, "batch_size must be >= 1"),
+    ("spikezip", {"optimizer": "bogus"}, "optimizer must be one of"),
+    ("qcfs", {"layer_epochs": -1}, "layer_epochs must be >= 0"),
 ])
 def test_training_fields_are_checked_at_construction(name, options, message):
     with pytest.raises(ValueError, match=message):

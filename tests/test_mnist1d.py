@@ -60,9 +60,10 @@ def test_every_machine_gets_the_same_arrays_and_splits():
     assert _sha256(load_dataset("mnist1d").test) == SPLIT_SHA256["test"]  # and again in the same process
 
 
-def test_generating_leaves_the_global_random_states_alone():
+def test_generating_leaves_the_global_random_states_alone(monkeypatch):
     from sparse_convert.data import _mnist1d_generated
 
+    monkeypatch.setenv("SPARSE_CONVERT_CACHE", "")  # no file cache either: the generator must run
     _mnist1d_generated.cache_clear()
     np.random.seed(123)
     random.seed(123)
@@ -70,6 +71,7 @@ def test_generating_leaves_the_global_random_states_alone():
     np.random.seed(123)
     random.seed(123)
     mnist1d_arrays()
+    assert _mnist1d_generated.cache_info().misses == 1
     assert (np.random.random(), random.random()) == (expected_np, expected_py)
 
 

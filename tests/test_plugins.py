@@ -38,13 +38,24 @@ def test_a_missing_plugin_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+def _plugin_cli(plugin: Path) -> tuple[dict[str, str], list[str]]:
+    """The environment (without the plugin variable) and the CLI command that loads ``plugin``."""
+    env = {k: v for k, v in cli_env().items() if k != ENV_VAR}
+    return env, [sys.executable, "-m", "sparse_convert.cli", "--plugin", str(plugin)]
+
+
+def _run_help(cli: list[str], env: dict[str, str]) -> str:
+    """``run -h`` of ``cli``, which must succeed; its output."""
+    shown = subprocess.run([*cli, "run", "-h"], env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    return shown.stdout
+
+
 def test_a_plugin_method_runs_from_the_cli_and_in_sweep_workers(tmp_path):
     plugin = tmp_path / "my_methods.py"
     plugin.write_text(PLUGIN)
-    env = {k: v for k, v in cli_env().items() if k != ENV_VAR}
-    cli = [sys.executable, "-m", "sparse_convert.cli", "--plugin", str(plugin)]
-    shown = subprocess.run([*cli, "run", "-h"], env=env, capture_output=True, text=True)
-    assert shown.returncode == 0 and "plugin_snm" in shown.stdout
+    env, cli = _plugin_cli(plugin)
+    assert "plugin_snm" in _run_help(cli, env)
     toml = tmp_path / "s.toml"
     toml.write_text('[grid]\nmethod = ["plugin_snm"]\nt_max = [4]\n[grid.train]\nepochs = [1]\n'
                     '[grid.model_options.mlp]\nhidden = [[8]]\n')
@@ -58,8 +69,5 @@ def test_a_plugin_method_runs_from_the_cli_and_in_sweep_workers(tmp_path):
 
 def test_the_subclassing_guide_is_a_plugin_whose_method_the_cli_lists():
     guide = Path(__file__).resolve().parents[1] / "examples" / "custom_neuron.py"
-    env = {k: v for k, v in cli_env().items() if k != ENV_VAR}
-    shown = subprocess.run([sys.executable, "-m", "sparse_convert.cli", "--plugin", str(guide), "run", "-h"],
-                           env=env, capture_output=True, text=True, timeout=300)
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "qcfs_reset_to_zero" in shown.stdout
+    env, cli = _plugin_cli(guide)
+    assert "qcfs_reset_to_zero" in _run_help(cli, env)

@@ -127,6 +127,18 @@ def test_the_stage_table_counts_failed_anns_and_the_conversions_they_skipped(tmp
     assert stage_table(tmp_path / "elsewhere") == []
 
 
+def test_the_stage_table_leaves_out_a_result_it_cannot_read(tmp_path):
+    """The report lists an unreadable result and goes on; its stage table must not stop on it either."""
+    from sparse_convert.experiments.sweep import stage_table
+
+    good = Path(__file__).parent / "data" / "result_v1_integrate.json"
+    for name, text in (("good", good.read_text()), ("corrupt", '{"format": "sparse-convert/result"')):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "result.json").write_text(text)
+    (conversion,) = stage_table(tmp_path)
+    assert conversion["stage"] == "conversion" and conversion["complete"] == 1
+
+
 def test_the_report_of_a_sweep_shows_its_stages(digits_sweep, tmp_path):  # noqa: F811
     assert main(["report", str(digits_sweep), "--out", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..encoding import Encoder
-from .events import COUNTED_TYPES, effective_weight, input_shape, layer_fanout
+from .events import COUNTED_TYPES, effective_weight, input_shape, is_counted, layer_fanout
 from .monitors import StepCountMonitor, SynapticEventMonitor
 from .roles import NODE_TYPES
 from .timeline import _encoder_of, run_chunks, run_steps, setup_run
@@ -64,7 +64,7 @@ def connection_sparsity(net: nn.Module) -> float:
     """Zero weights / all weights of the Linear and Conv layers of ``net`` (NeuroBench's, to 4 decimals)."""
     zeros = total = 0
     for m in net.modules():
-        if isinstance(m, tuple(COUNTED_TYPES)) and not list(m.children()):
+        if is_counted(m) and not list(m.children()):
             w = effective_weight(m).detach()
             zeros += int((w == 0).sum())
             total += w.numel()

@@ -20,7 +20,7 @@ from spikingjelly.activation_based.ann2snn.modules import ChannelVoltageScaler, 
 from torch import Tensor, nn
 
 from ..neurons.spike_ops import SpikeMatMul
-from .events import COUNTED_TYPES
+from .events import is_counted
 
 #: Modules that multiply two activations (attention's QKᵀ and AV in the SNN).
 PRODUCT_TYPES: tuple[type[nn.Module], ...] = (SpikeMatMul,)
@@ -94,7 +94,7 @@ def trace_synapse_roles(
                 if _storage(args[0]) in spike_storages:
                     mark(out)
             hooks.append(m.register_forward_hook(passive))
-        elif isinstance(m, tuple(COUNTED_TYPES)) or isinstance(m, product_types):
+        elif is_counted(m) or isinstance(m, product_types):
             def synaptic(mod, args, name=name):  # a layer's one input, or a product's two operands
                 role = AC if all(_storage(x) in spike_storages for x in args) else MAC
                 roles[name] = MAC if roles.get(name) == MAC else role

@@ -277,7 +277,7 @@ def _trace_roles(snn: nn.Module, encoder: Encoder, x: Tensor, *monitors: BaseMon
     try:
         functional.reset_net(snn)
         x_seq = encoder.encode(x, 0, 1)
-        spikes_in = x_seq if getattr(encoder, "emits_spikes", False) else None
+        spikes_in = x_seq if encoder.emits_spikes else None
         return trace_synapse_roles(snn, lambda: run_steps(snn, x_seq), input_spikes=spikes_in)
     finally:
         functional.reset_net(snn)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..analysis.selection import select_best
 from ..fileio import write_json_atomic
-from .result import ANN_RESULT_FILE, RESULT_FILE, AnnResult, RunResult
+from .result import ANN_RESULT_FILE, AnnResult, RunResult
 from .stages import ANNS_DIR, ERRORS_DIR, RUNS_DIR, run_name
 
 BEST_FILE = "best.json"
@@ -23,15 +23,16 @@ def collect_results(folder: str | os.PathLike, skipped: dict[Path, str] | None =
 def stage_table(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """Per stage of the sweep in ``folder``: how many tasks are complete, failed and skipped, and the wall time
     their complete runs spent (ANN: training; conversion: preparation and evaluation), from the files the
-    sweep left. Empty when ``folder`` is not a sweep folder."""
+    sweep left (a run whose result cannot be read is not complete). Empty when ``folder`` is not a sweep
+    folder."""
     folder = Path(folder)
     if not any((folder / sub).is_dir() for sub in (ANNS_DIR, RUNS_DIR, ERRORS_DIR)):
         return []
     anns = sorted((folder / ANNS_DIR).glob(f"*/{ANN_RESULT_FILE}"))
-    runs = sorted((folder / RUNS_DIR).glob(f"*/{RESULT_FILE}"))
     ann_errors = list((folder / ERRORS_DIR / ANNS_DIR).glob("*.txt"))
     errors = [p.read_text() for p in (folder / ERRORS_DIR).glob("*.txt")]
-    timings = [RunResult.load(p).timing for p in runs]
+    runs = RunResult.collect(folder / RUNS_DIR, skipped={}) if (folder / RUNS_DIR).is_dir() else []
+    timings = [run.timing for run in runs]  # a result that cannot be read is left out (report lists it)
     convert_s = sum(float(t.get("prepare_s", 0.0)) + float(t.get("evaluate_s", 0.0)) for t in timings)
     if not anns:  # without sharing, each run trained its own ANN
         convert_s += sum(float(t.get("train_s", 0.0)) for t in timings)

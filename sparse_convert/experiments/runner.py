@@ -7,6 +7,7 @@ import os
 import platform
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -225,19 +226,20 @@ def simulate_integrating(method: ConversionMethod, prepared: nn.Module, data: Da
         "neurons": curves.neurons, "images": curves.images, "roles": curves.roles,
         "layer_events": curves.layer_events,
         "per_layer": curves.per_layer(),  # each spiking layer's firing-rate curve, test set, same run
-        "neurobench": _neurobench(snn, data, config.t_max, chosen_t, config, kwargs.get("device", "cpu")),
+        "neurobench": _neurobench(lambda: snn, data, config.t_max, chosen_t, config, kwargs.get("device", "cpu")),
     }
 
 
-def _neurobench(snn: nn.Module, data: DataSplits, steps: int, chosen_t: int, config: RunConfig,
+def _neurobench(make_snn: Callable[[], nn.Module], data: DataSplits, steps: int, chosen_t: int, config: RunConfig,
                 device: Any) -> dict[str, Any] | None:
-    """The ``neurobench`` block (``config.neurobench``): NeuroBench's metrics of ``snn`` on the test set at the
-    chosen T and after ``steps`` steps, from a second run of the same simulation."""
+    """The ``neurobench`` block (``config.neurobench``): NeuroBench's metrics of the SNN ``make_snn()`` builds
+    (only when the block is asked for) on the test set at the chosen T and after ``steps`` steps, from a second
+    run of the same simulation."""
     if not config.neurobench:
         return None
     from ..energy.neurobench import neurobench_block, neurobench_over_time
 
-    curves = neurobench_over_time(snn, data.test, steps, batch_size=config.eval_batch_size, chunk=config.chunk,
+    curves = neurobench_over_time(make_snn(), data.test, steps, batch_size=config.eval_batch_size, chunk=config.chunk,
                                   device=device)
     return neurobench_block(curves, chosen_t)
 
@@ -277,8 +279,8 @@ def simulate_windows(method: ConversionMethod, prepared: nn.Module, data: DataSp
         "neurons": best.neurons, "images": best.images, "roles": best.roles,
         "layer_events": best.layer_events,
         "per_layer": None,  # a window has no time course
-        "neurobench": _neurobench(method.convert(prepared, window=best_t), data, best_steps, best_steps, config,
-                                  kwargs.get("device", "cpu")),  # the best window's run, all its steps
+        "neurobench": _neurobench(lambda: method.convert(prepared, window=best_t), data, best_steps, best_steps,
+                                  config, kwargs.get("device", "cpu")),  # the best window's run, all its steps
     }
 
 
