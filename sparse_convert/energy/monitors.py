@@ -72,10 +72,13 @@ class StepCountMonitor(BaseMonitor):
     #: The dtype of ``per_layer``'s curve of a module that recorded nothing.
     empty_dtype: torch.dtype = torch.float64
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, *, tracker: StepTracker | None = None):
+        """``tracker``: a ``StepTracker(net)`` shared by several monitors of one run (its owner removes its
+        hooks); by default the monitor has its own."""
         super().__init__()
-        self._tracker = StepTracker(net)
-        self.hooks += self._tracker.handles
+        self._tracker = StepTracker(net) if tracker is None else tracker
+        if tracker is None:
+            self.hooks += self._tracker.handles
 
     @property
     def steps(self) -> int | None:
@@ -143,8 +146,8 @@ class SynapticEventMonitor(StepCountMonitor):
     """
 
     def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = tuple(COUNTED_TYPES),
-                 strict: bool = True):
-        super().__init__(net)
+                 strict: bool = True, *, tracker: StepTracker | None = None):
+        super().__init__(net, tracker=tracker)
         self._fanouts = FanoutCache()
         self._workspaces: dict[str, dict] = {}
         self._watch(net, instance)
@@ -187,8 +190,9 @@ class SpikeCountMonitor(StepCountMonitor):
     reads = "output"
     empty_dtype = torch.int64
 
-    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = NODE_TYPES):
-        super().__init__(net)
+    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = NODE_TYPES, *,
+                 tracker: StepTracker | None = None):
+        super().__init__(net, tracker=tracker)
         self.neurons_seen: dict[str, int] = {}
         self._watch(net, instance, keep=lambda m: is_spike_source(m, instance))  # not analog-output nodes (LIAF)
         self._doubles = DoubleSpikes(net, follow=False)
@@ -218,8 +222,9 @@ class ProductEventMonitor(StepCountMonitor):
 
     reads = "output"
 
-    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = PRODUCT_TYPES):
-        super().__init__(net)
+    def __init__(self, net: nn.Module, instance: type | tuple[type, ...] = PRODUCT_TYPES, *,
+                 tracker: StepTracker | None = None):
+        super().__init__(net, tracker=tracker)
         self._modules = [module for _, module in self._watch(net, instance)]
         for module in self._modules:
             module.keep_operands = True
@@ -248,8 +253,9 @@ class OperationCountMonitor(StepCountMonitor):
     operation. These counts are reported beside the energy, not in it.
     """
 
-    def __init__(self, net: nn.Module, kinds: dict[type[nn.Module], str] | None = None):
-        super().__init__(net)
+    def __init__(self, net: nn.Module, kinds: dict[type[nn.Module], str] | None = None, *,
+                 tracker: StepTracker | None = None):
+        super().__init__(net, tracker=tracker)
         self.kinds = dict(OPERATION_KINDS if kinds is None else kinds)
         self.kind_of: dict[str, str] = {}
         for name, module in self._watch(net, tuple(self.kinds)):

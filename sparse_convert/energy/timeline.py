@@ -30,9 +30,15 @@ from tqdm.auto import tqdm
 from ..encoding import DirectEncoder, Encoder
 from ..training import make_loader
 from .model import EnergyModel
-from .monitors import OperationCountMonitor, ProductEventMonitor, SpikeCountMonitor, SynapticEventMonitor
+from .monitors import (
+    OperationCountMonitor,
+    ProductEventMonitor,
+    SpikeCountMonitor,
+    StepCountMonitor,
+    SynapticEventMonitor,
+)
 from .roles import MAC, trace_synapse_roles
-from .steps import network_step_mode
+from .steps import StepTracker, network_step_mode
 
 
 @dataclass
@@ -91,25 +97,32 @@ def _encoder_of(net: nn.Module, encoder: Encoder | None) -> Encoder:
 
 
 class _Monitors(NamedTuple):
-    """The four counters one ``evaluate_over_time`` run puts on the network."""
+    """The four counters one ``evaluate_over_time`` run puts on the network, sharing one ``StepTracker``."""
 
     events: SynapticEventMonitor
     firing: SpikeCountMonitor
     products: ProductEventMonitor
     operations: OperationCountMonitor
+    tracker: StepTracker
 
     @classmethod
     def on(cls, snn: nn.Module) -> _Monitors:
-        return cls(SynapticEventMonitor(snn), SpikeCountMonitor(snn), ProductEventMonitor(snn),
-                   OperationCountMonitor(snn))
+        tracker = StepTracker(snn)  # one walk of the network per call, not one per monitor
+        return cls(SynapticEventMonitor(snn, tracker=tracker), SpikeCountMonitor(snn, tracker=tracker),
+                   ProductEventMonitor(snn, tracker=tracker), OperationCountMonitor(snn, tracker=tracker), tracker)
+
+    @property
+    def counters(self) -> tuple[StepCountMonitor, ...]:
+        return self.events, self.firing, self.products, self.operations
 
     def clear(self) -> None:
-        for m in self:
+        for m in self.counters:
             m.clear_recorded_data()
 
     def remove(self) -> None:
-        for m in self:
+        for m in self.counters:
             m.remove_hooks()
+        self.tracker.remove()
 
 
 @dataclass
@@ -218,7 +231,7 @@ def evaluate_over_time(
             if torch.isnan(x).any():
                 raise ValueError("input batch contains NaN")
             if traced is None:
-                traced = {**_trace_roles(snn, encoder, x[:1], *monitors), **(roles or {})}
+                traced = {**_trace_roles(snn, encoder, x[:1], *monitors.counters), **(roles or {})}
             monitors.clear()
             correct = _run_batch(snn, encoder, x, y, t_max, chunk)
             totals.add_batch(correct, monitors, traced, len(y))
